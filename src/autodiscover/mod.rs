@@ -1,0 +1,10 @@
+//! The Autodiscover protocol as Outlook implements it, without any I/O: the POX wire format,
+//! redirect rules, SRV ordering, and the decision that turns observed facts into a verdict.
+
+pub mod classify;
+pub mod facts;
+pub mod pox;
+pub mod redirect;
+pub mod srv;
+pub mod step;
+pub mod verdict;

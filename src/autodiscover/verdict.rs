@@ -1,0 +1,281 @@
+//! The verdict: which step Outlook ends on, which prompts it shows on the way.
+
+use super::facts::{HopNext, StepTrace};
+use super::step::{Outcome, StepId, StepStatus};
+use serde::{Deserialize, Serialize};
+
+/// One run of the four steps for one address. A `redirectAddr` answer starts another one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Discovery {
+    /// The address discovered.
+    pub address: String,
+    /// Its domain.
+    pub domain: String,
+    /// The steps, in Outlook's order.
+    pub steps: Vec<StepTrace>,
+}
+
+/// Where Outlook finds its endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The step (of the last discovery, after address redirects).
+    pub step: StepId,
+    /// The URL that answered.
+    pub url: String,
+}
+
+/// What Outlook ends up doing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The verdict.
+    pub outcome: Outcome,
+    /// The endpoint, when one is found.
+    pub endpoint: Option<Endpoint>,
+    /// Steps with a certificate alert, in the order Outlook meets them.
+    pub certificate_prompts: Vec<StepId>,
+    /// Outlook asks the user to allow a redirect on the way to the endpoint.
+    pub redirect_prompt: bool,
+}
+
+/// Decides from the discoveries of one probe. Steps are walked in Outlook's order; the first
+/// step that finds an endpoint behind a valid certificate ends the walk (or hands over to the
+/// next discovery after a `redirectAddr`); certificate prompts count up to there.
+pub fn decide(discoveries: &[Discovery], probe_error: bool) -> Decision {
+    let mut prompts: Vec<StepId> = Vec::new();
+    let mut endpoint = None;
+    let mut redirect_prompt = false;
+    'discoveries: for (index, discovery) in discoveries.iter().enumerate() {
+        for step in &discovery.steps {
+            if step.status.is_certificate_prompt() {
+                if !prompts.contains(&step.step) {
+                    prompts.push(step.step);
+                }
+                continue;
+            }
+            if step.status != StepStatus::EndpointFound {
+                continue;
+            }
+            redirect_prompt |= step.step.prompts_for_redirect();
+            let restarts = matches!(
+                step.final_hop().and_then(|h| h.next.as_ref()),
+                Some(HopNext::Address { .. })
+            );
+            if restarts && index + 1 < discoveries.len() {
+                continue 'discoveries;
+            }
+            endpoint = step.final_hop().map(|hop| Endpoint {
+                step: step.step,
+                url: hop.url.clone(),
+            });
+            break 'discoveries;
+        }
+        // No step of this discovery handed over to the next one: the walk ends here.
+        break;
+    }
+    if endpoint.is_none() {
+        redirect_prompt = false;
+    }
+    let outcome = if probe_error {
+        Outcome::ProbeError
+    } else if !prompts.is_empty() {
+        Outcome::CertificatePrompt
+    } else if endpoint.is_none() {
+        Outcome::NotFound
+    } else if redirect_prompt {
+        Outcome::RedirectPrompt
+    } else {
+        Outcome::Ok
+    };
+    Decision {
+        outcome,
+        endpoint,
+        certificate_prompts: prompts,
+        redirect_prompt,
+    }
+}
+
+/// The step whose `redirectAddr` answer ends this discovery, with the new address, if the walk
+/// in Outlook's order reaches one before any other endpoint.
+pub fn pending_restart(discovery: &Discovery) -> Option<(usize, String)> {
+    let index = discovery
+        .steps
+        .iter()
+        .position(|s| s.status == StepStatus::EndpointFound)?;
+    match discovery.steps[index]
+        .final_hop()
+        .and_then(|h| h.next.as_ref())
+    {
+        Some(HopNext::Address { address }) => Some((index, address.clone())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autodiscover::facts::{Hop, HopOrigin};
+    use StepStatus::*;
+
+    fn step(step: StepId, status: StepStatus) -> StepTrace {
+        let url = format!("https://{}/Autodiscover/Autodiscover.xml", step.as_str());
+        StepTrace {
+            step,
+            url: url.clone(),
+            status,
+            duration_seconds: 0.0,
+            srv: None,
+            hops: vec![Hop {
+                url,
+                origin: HopOrigin::Start,
+                lookup: None,
+                addresses: vec![],
+                status,
+                next: None,
+                redirect_refused: None,
+            }],
+        }
+    }
+
+    fn discovery(statuses: [StepStatus; 4]) -> Discovery {
+        Discovery {
+            address: "user@d.example".into(),
+            domain: "d.example".into(),
+            steps: StepId::ALL
+                .iter()
+                .zip(statuses)
+                .map(|(s, st)| step(*s, st))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn table_of_step_statuses_to_outcome() {
+        let cases: Vec<([StepStatus; 4], Outcome, Option<StepId>, Vec<StepId>)> = vec![
+            (
+                [EndpointFound, DnsNoRecord, DnsNoRecord, DnsNoRecord],
+                Outcome::Ok,
+                Some(StepId::RootDomain),
+                vec![],
+            ),
+            (
+                [DnsNoRecord, EndpointFound, DnsNoRecord, DnsNoRecord],
+                Outcome::Ok,
+                Some(StepId::AutodiscoverDomain),
+                vec![],
+            ),
+            (
+                [HttpStatus, NotAutodiscover, EndpointFound, DnsNoRecord],
+                Outcome::RedirectPrompt,
+                Some(StepId::HttpRedirect),
+                vec![],
+            ),
+            (
+                [ConnectRefused, DnsNoRecord, DnsNoRecord, EndpointFound],
+                Outcome::RedirectPrompt,
+                Some(StepId::SrvRecord),
+                vec![],
+            ),
+            // the seed: the bare domain presents the web site's certificate, SRV is fine
+            (
+                [CertNameMismatch, DnsNoRecord, DnsNoRecord, EndpointFound],
+                Outcome::CertificatePrompt,
+                Some(StepId::SrvRecord),
+                vec![StepId::RootDomain],
+            ),
+            (
+                [DnsNoRecord, CertExpired, DnsNoRecord, DnsNoRecord],
+                Outcome::CertificatePrompt,
+                None,
+                vec![StepId::AutodiscoverDomain],
+            ),
+            (
+                [DnsNoRecord, CertUntrusted, DnsNoRecord, DnsNoRecord],
+                Outcome::CertificatePrompt,
+                None,
+                vec![StepId::AutodiscoverDomain],
+            ),
+            (
+                [CertNotYetValid, EndpointFound, DnsNoRecord, DnsNoRecord],
+                Outcome::CertificatePrompt,
+                Some(StepId::AutodiscoverDomain),
+                vec![StepId::RootDomain],
+            ),
+            // prompts after the endpoint are never reached
+            (
+                [EndpointFound, CertNameMismatch, DnsNoRecord, DnsNoRecord],
+                Outcome::Ok,
+                Some(StepId::RootDomain),
+                vec![],
+            ),
+            (
+                [DnsNoRecord, DnsNoRecord, DnsNoRecord, DnsNoRecord],
+                Outcome::NotFound,
+                None,
+                vec![],
+            ),
+            (
+                [DnsError, Timeout, TlsHandshakeFailed, RedirectInvalid],
+                Outcome::NotFound,
+                None,
+                vec![],
+            ),
+            (
+                [Excluded, Excluded, Excluded, EndpointFound],
+                Outcome::RedirectPrompt,
+                Some(StepId::SrvRecord),
+                vec![],
+            ),
+            (
+                [Excluded, Excluded, Excluded, Excluded],
+                Outcome::NotFound,
+                None,
+                vec![],
+            ),
+        ];
+        for (statuses, outcome, endpoint_step, prompts) in cases {
+            let decision = decide(&[discovery(statuses)], false);
+            assert_eq!(decision.outcome, outcome, "{statuses:?}");
+            assert_eq!(
+                decision.endpoint.as_ref().map(|e| e.step),
+                endpoint_step,
+                "{statuses:?}"
+            );
+            assert_eq!(decision.certificate_prompts, prompts, "{statuses:?}");
+            assert_eq!(
+                decision.redirect_prompt,
+                endpoint_step.is_some_and(StepId::prompts_for_redirect),
+                "{statuses:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn probe_error_wins() {
+        let decision = decide(&[discovery([DnsError, DnsError, DnsError, DnsError])], true);
+        assert_eq!(decision.outcome, Outcome::ProbeError);
+    }
+
+    #[test]
+    fn redirect_addr_hands_over_to_the_next_discovery() {
+        let mut first = discovery([CertNameMismatch, EndpointFound, DnsNoRecord, DnsNoRecord]);
+        first.steps[1].hops[0].next = Some(HopNext::Address {
+            address: "user@tenant.example".into(),
+        });
+        let mut second = discovery([DnsNoRecord, DnsNoRecord, DnsNoRecord, EndpointFound]);
+        second.address = "user@tenant.example".into();
+        let decision = decide(&[first.clone(), second], false);
+        assert_eq!(
+            decision.endpoint.as_ref().map(|e| e.step),
+            Some(StepId::SrvRecord)
+        );
+        assert_eq!(decision.certificate_prompts, vec![StepId::RootDomain]);
+        assert!(decision.redirect_prompt);
+        assert_eq!(decision.outcome, Outcome::CertificatePrompt);
+        // without a restarted discovery the redirecting step is the endpoint
+        let alone = decide(&[first], false);
+        assert_eq!(
+            alone.endpoint.map(|e| e.step),
+            Some(StepId::AutodiscoverDomain)
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Certificate facts (x509-parser) and the three independent judgements: name, trust, time.
+
+use crate::autodiscover::facts::{CertificateFacts, CertificateVerdict, Validity};
+use rustls::RootCertStore;
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::CryptoProvider;
+use rustls::server::ParsedCertificate;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+const SECONDS_PER_DAY: f64 = 86_400.0;
+
+/// Reads the facts of one DER certificate. Unparseable input still gets its fingerprint.
+pub fn facts(der: &[u8], now_unix: i64) -> CertificateFacts {
+    let fingerprint_sha256 = hex(&Sha256::digest(der));
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return CertificateFacts {
+            subject: "(unparseable certificate)".into(),
+            issuer: String::new(),
+            dns_names: vec![],
+            ip_addresses: vec![],
+            serial: String::new(),
+            fingerprint_sha256,
+            not_before: 0,
+            not_after: 0,
+            days_to_expiry: 0.0,
+            self_signed: false,
+        };
+    };
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => dns_names.push(dns.to_ascii_lowercase()),
+                GeneralName::IPAddress(bytes) => ip_addresses.push(ip_text(bytes)),
+                _ => {}
+            }
+        }
+    }
+    let subject = cert.subject().to_string();
+    let issuer = cert.issuer().to_string();
+    let not_before = cert.validity().not_before.timestamp();
+    let not_after = cert.validity().not_after.timestamp();
+    CertificateFacts {
+        self_signed: subject == issuer,
+        subject,
+        issuer,
+        dns_names,
+        ip_addresses,
+        serial: hex(cert.raw_serial()),
+        fingerprint_sha256,
+        not_before,
+        not_after,
+        days_to_expiry: round2((not_after - now_unix) as f64 / SECONDS_PER_DAY),
+    }
+}
+
+/// Judges a presented chain for `host`: does the leaf cover the name, does the chain lead to a
+/// trusted root, is it within its validity period. Each check runs on its own, so one failure
+/// never hides another.
+pub fn judge(
+    chain: &[CertificateDer<'static>],
+    leaf: &CertificateFacts,
+    host: &str,
+    roots: &RootCertStore,
+    provider: &CryptoProvider,
+    now_unix: i64,
+) -> Option<CertificateVerdict> {
+    let leaf_der = chain.first()?;
+    let parsed = ParsedCertificate::try_from(leaf_der).ok();
+    let name_matches = match (&parsed, ServerName::try_from(host)) {
+        (Some(cert), Ok(name)) => verify_server_name(cert, &name).is_ok(),
+        _ => false,
+    };
+    // Trust is judged at the middle of the leaf's life so an expired or future certificate
+    // still tells whether it chains to a trusted root.
+    let mid_life = leaf.not_before / 2 + leaf.not_after / 2;
+    let trust = match &parsed {
+        Some(cert) => verify_server_cert_signed_by_trust_anchor(
+            cert,
+            roots,
+            &chain[1..],
+            UnixTime::since_unix_epoch(Duration::from_secs(mid_life.max(0) as u64)),
+            provider.signature_verification_algorithms.all,
+        )
+        .map_err(|e| e.to_string()),
+        None => Err("the certificate cannot be parsed".to_owned()),
+    };
+    let validity = if now_unix < leaf.not_before {
+        Validity::NotYetValid
+    } else if now_unix > leaf.not_after {
+        Validity::Expired
+    } else {
+        Validity::Valid
+    };
+    Some(CertificateVerdict {
+        name_matches,
+        trusted: trust.is_ok(),
+        validity,
+        trust_error: trust.err(),
+    })
+}
+
+/// Names on a certificate that only exist inside a company network (`.local`, `.lan`,
+/// `.internal`, single-label names): public CAs stopped issuing them in 2015.
+pub fn internal_names(cert: &CertificateFacts) -> Vec<String> {
+    cert.dns_names
+        .iter()
+        .filter(|name| is_internal_name(name))
+        .cloned()
+        .collect()
+}
+
+fn is_internal_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let suffixes = [
+        ".local",
+        ".lan",
+        ".internal",
+        ".localdomain",
+        ".corp",
+        ".home",
+        ".intranet",
+    ];
+    !name.contains('.') || suffixes.iter().any(|s| name.ends_with(s))
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+fn ip_text(bytes: &[u8]) -> String {
+    match bytes.len() {
+        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
+        16 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(bytes);
+            std::net::Ipv6Addr::from(octets).to_string()
+        }
+        _ => hex(bytes),
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_names_are_recognised() {
+        for name in ["corp-sbs.local", "exchange", "mail.corp.lan", "x.internal"] {
+            assert!(is_internal_name(name), "{name}");
+        }
+        for name in ["webmail.companya.com", "autodiscover.example.test"] {
+            assert!(!is_internal_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_not_a_panic() {
+        let facts = facts(b"not a certificate", 0);
+        assert_eq!(facts.subject, "(unparseable certificate)");
+        assert_eq!(facts.fingerprint_sha256.len(), 64);
+    }
+}

@@ -1,0 +1,228 @@
+//! DNS through hickory-resolver: A/AAAA with their CNAME chain, and SRV, with NXDOMAIN, NODATA,
+//! SERVFAIL and timeouts kept apart. Caching is off: every probe sees the live DNS.
+
+use crate::autodiscover::facts::{CnameHop, DnsAnswer, HostLookup, SrvLookup, SrvRecord};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Transport used to reach configured name servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsProtocol {
+    /// UDP, with TCP when an answer is truncated.
+    #[default]
+    Udp,
+    /// TCP only.
+    Tcp,
+}
+
+/// The resolver could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the DNS resolver: {0}")]
+pub struct DnsSetupError(#[source] NetError);
+
+/// A non-caching resolver.
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+    query_timeout: Duration,
+}
+
+impl Dns {
+    /// A resolver for the given servers, or the system's (`/etc/resolv.conf`) when empty.
+    pub fn new(
+        nameservers: &[SocketAddr],
+        protocol: DnsProtocol,
+        query_timeout: Duration,
+    ) -> Result<Self, DnsSetupError> {
+        let mut builder = if nameservers.is_empty() {
+            TokioResolver::builder_tokio().map_err(DnsSetupError)?
+        } else {
+            let mut config = ResolverConfig::from_parts(None, vec![], vec![]);
+            for server in nameservers {
+                let mut connections = match protocol {
+                    DnsProtocol::Udp => vec![ConnectionConfig::udp(), ConnectionConfig::tcp()],
+                    DnsProtocol::Tcp => vec![ConnectionConfig::tcp()],
+                };
+                for connection in &mut connections {
+                    connection.port = server.port();
+                }
+                config.add_name_server(NameServerConfig::new(server.ip(), true, connections));
+            }
+            Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+        };
+        let options = builder.options_mut();
+        *options = tuned(options.clone(), query_timeout);
+        let resolver = builder.build().map_err(DnsSetupError)?;
+        Ok(Self {
+            resolver,
+            query_timeout,
+        })
+    }
+
+    /// Looks up A and AAAA of `host` (concurrently), recording the CNAME chain.
+    pub async fn lookup_host(&self, host: &str, budget: Duration) -> HostLookup {
+        let started = Instant::now();
+        let fqdn = fully_qualified(host);
+        let (a, aaaa) = tokio::join!(
+            self.query(&fqdn, RecordType::A, budget),
+            self.query(&fqdn, RecordType::AAAA, budget)
+        );
+        let mut cname_chain = Vec::new();
+        let mut addresses = Vec::new();
+        for (answer, records) in [&a, &aaaa] {
+            let _ = answer;
+            for record in records {
+                match &record.data {
+                    RData::CNAME(cname) => {
+                        let hop = CnameHop {
+                            name: trim_dot(&record.name.to_ascii()),
+                            target: trim_dot(&cname.0.to_ascii()),
+                            ttl: record.ttl,
+                        };
+                        if !cname_chain.contains(&hop) {
+                            cname_chain.push(hop);
+                        }
+                    }
+                    RData::A(a) => addresses.push(IpAddr::V4(a.0)),
+                    RData::AAAA(aaaa) => addresses.push(IpAddr::V6(aaaa.0)),
+                    _ => {}
+                }
+            }
+        }
+        // A dangling CNAME fails as NXDOMAIN of its target; ask for the CNAME itself so the
+        // trace can show where the name points.
+        if addresses.is_empty() && cname_chain.is_empty() && a.0.is_negative() {
+            let (_, records) = self.query(&fqdn, RecordType::CNAME, budget).await;
+            for record in records {
+                if let RData::CNAME(cname) = &record.data {
+                    cname_chain.push(CnameHop {
+                        name: trim_dot(&record.name.to_ascii()),
+                        target: trim_dot(&cname.0.to_ascii()),
+                        ttl: record.ttl,
+                    });
+                }
+            }
+        }
+        addresses.dedup();
+        HostLookup {
+            host: host.to_owned(),
+            cname_chain,
+            addresses,
+            a: a.0,
+            aaaa: aaaa.0,
+            duration_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Looks up the SRV records of `name`.
+    pub async fn lookup_srv(&self, name: &str, budget: Duration) -> SrvLookup {
+        let started = Instant::now();
+        let (answer, records) = self
+            .query(&fully_qualified(name), RecordType::SRV, budget)
+            .await;
+        let records = records
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::SRV(srv) => Some(SrvRecord {
+                    target: trim_dot(&srv.target.to_ascii()),
+                    port: srv.port,
+                    priority: srv.priority,
+                    weight: srv.weight,
+                }),
+                _ => None,
+            })
+            .collect();
+        SrvLookup {
+            name: name.to_owned(),
+            answer,
+            records,
+            duration_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    async fn query(
+        &self,
+        name: &str,
+        record_type: RecordType,
+        budget: Duration,
+    ) -> (DnsAnswer, Vec<hickory_resolver::proto::rr::Record>) {
+        // The resolver's own timeout covers one attempt; the outer one bounds retries as well.
+        let limit = budget.min(self.query_timeout * 2 + Duration::from_millis(200));
+        match tokio::time::timeout(limit, self.resolver.lookup(name, record_type)).await {
+            Err(_) => (DnsAnswer::Timeout, Vec::new()),
+            Ok(Err(error)) => (classify_error(&error), Vec::new()),
+            Ok(Ok(lookup)) => {
+                let records: Vec<_> = lookup.answers().to_vec();
+                let count = records
+                    .iter()
+                    .filter(|r| r.record_type() == record_type)
+                    .count();
+                let answer = if count == 0 {
+                    DnsAnswer::NoData
+                } else {
+                    DnsAnswer::Records { count }
+                };
+                (answer, records)
+            }
+        }
+    }
+}
+
+fn tuned(mut options: ResolverOpts, query_timeout: Duration) -> ResolverOpts {
+    options.timeout = query_timeout;
+    options.attempts = 1;
+    options.cache_size = 0;
+    options.use_hosts_file = ResolveHosts::Never;
+    options.preserve_intermediates = true;
+    options.ndots = 0;
+    options
+}
+
+/// Maps hickory's errors onto the answers a trace distinguishes.
+fn classify_error(error: &NetError) -> DnsAnswer {
+    match error {
+        NetError::Timeout => DnsAnswer::Timeout,
+        NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
+            if no_records.response_code == ResponseCode::NXDomain {
+                DnsAnswer::NxDomain
+            } else {
+                DnsAnswer::NoData
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => DnsAnswer::ServFail,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => DnsAnswer::Refused,
+        NetError::Io(_) | NetError::NoConnections | NetError::Busy => DnsAnswer::Unreachable {
+            detail: error.to_string(),
+        },
+        other => DnsAnswer::Error {
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn fully_qualified(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
+    }
+}
+
+fn trim_dot(name: &str) -> String {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    if trimmed.is_empty() {
+        ".".to_owned()
+    } else {
+        trimmed.to_ascii_lowercase()
+    }
+}

@@ -1,0 +1,299 @@
+//! HTTP/1.1 requests over a connection the probe opened itself: no pooling, no automatic
+//! redirects, a timeout on the response head and on the body, and a cap on the body size.
+
+use crate::autodiscover::facts::{BodyKind, HttpExchange, HttpFailure};
+use crate::autodiscover::pox;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{CONTENT_TYPE, HOST, LOCATION, SERVER, USER_AGENT, WWW_AUTHENTICATE};
+use hyper::{HeaderMap, Request};
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+/// Most body bytes read from any response. Autodiscover answers are a few kilobytes.
+pub const BODY_CAP: usize = 256 * 1024;
+
+/// The User-Agent of every probe request.
+pub const PROBE_USER_AGENT: &str = concat!(
+    "Microsoft Office/16.0 (compatible; autodiscover-exporter/",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+
+/// One HTTP/1.1 connection.
+pub struct HttpConnection {
+    sender: SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl HttpConnection {
+    /// Starts HTTP/1.1 over `stream`.
+    pub async fn open<S>(stream: S, timeout: Duration) -> Result<Self, HttpFailure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let handshake = http1::Builder::new()
+            .max_buf_size(64 * 1024)
+            .handshake(TokioIo::new(stream));
+        let (sender, connection) = match tokio::time::timeout(timeout, handshake).await {
+            Err(_) => return Err(HttpFailure::Timeout),
+            Ok(Err(error)) => {
+                return Err(HttpFailure::Protocol {
+                    detail: error.to_string(),
+                });
+            }
+            Ok(Ok(parts)) => parts,
+        };
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self { sender, driver })
+    }
+
+    /// Sends the Autodiscover POST for `address`.
+    pub async fn post_autodiscover(
+        &mut self,
+        host_header: &str,
+        path: &str,
+        address: &str,
+        timeout: Duration,
+    ) -> HttpExchange {
+        let request = Request::post(path)
+            .header(HOST, host_header)
+            .header(USER_AGENT, PROBE_USER_AGENT)
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("X-MapiHttpCapability", "1")
+            .header("X-AnchorMailbox", address)
+            .body(Full::new(Bytes::from(pox::request_body(address))));
+        self.send("POST", request, timeout).await
+    }
+
+    /// Sends an unauthenticated GET (port-80 redirect step, Exchange fingerprint).
+    pub async fn get(&mut self, host_header: &str, path: &str, timeout: Duration) -> HttpExchange {
+        let request = Request::get(path)
+            .header(HOST, host_header)
+            .header(USER_AGENT, PROBE_USER_AGENT)
+            .body(Full::new(Bytes::new()));
+        self.send("GET", request, timeout).await
+    }
+
+    /// The connection can take another request.
+    pub fn is_reusable(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        request: Result<Request<Full<Bytes>>, hyper::http::Error>,
+        timeout: Duration,
+    ) -> HttpExchange {
+        let started = Instant::now();
+        let mut exchange = HttpExchange::failed(method, HttpFailure::Timeout);
+        exchange.failure = None;
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => {
+                exchange.failure = Some(HttpFailure::Protocol {
+                    detail: format!("cannot build the request: {error}"),
+                });
+                return exchange;
+            }
+        };
+        let ready = tokio::time::timeout(timeout, self.sender.ready()).await;
+        let response = match ready {
+            Ok(Ok(())) => tokio::time::timeout(timeout, self.sender.send_request(request)).await,
+            Ok(Err(error)) => Ok(Err(error)),
+            Err(elapsed) => Err(elapsed),
+        };
+        exchange.time_to_first_byte_seconds = started.elapsed().as_secs_f64();
+        let response = match response {
+            Err(_) => {
+                exchange.failure = Some(HttpFailure::Timeout);
+                exchange.duration_seconds = started.elapsed().as_secs_f64();
+                return exchange;
+            }
+            Ok(Err(error)) => {
+                exchange.failure = Some(HttpFailure::Protocol {
+                    detail: error.to_string(),
+                });
+                exchange.duration_seconds = started.elapsed().as_secs_f64();
+                return exchange;
+            }
+            Ok(Ok(response)) => response,
+        };
+        exchange.status = Some(response.status().as_u16());
+        record_headers(&mut exchange, response.headers());
+        let (body, read_failure) = read_capped(response.into_body(), timeout).await;
+        exchange.failure = read_failure;
+        exchange.body_bytes = body.len().min(BODY_CAP);
+        exchange.body = if body.len() > BODY_CAP {
+            BodyKind::TooLarge
+        } else {
+            classify_body(&body, exchange.content_type.as_deref())
+        };
+        exchange.duration_seconds = started.elapsed().as_secs_f64();
+        exchange
+    }
+}
+
+impl Drop for HttpConnection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Reads at most `BODY_CAP + 1` bytes, within `timeout` in all (slow-drip bodies end there).
+async fn read_capped(
+    mut body: hyper::body::Incoming,
+    timeout: Duration,
+) -> (Vec<u8>, Option<HttpFailure>) {
+    let mut collected = Vec::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return (collected, Some(HttpFailure::Timeout)),
+            Ok(None) => return (collected, None),
+            Ok(Some(Err(error))) => {
+                return (
+                    collected,
+                    Some(HttpFailure::Protocol {
+                        detail: error.to_string(),
+                    }),
+                );
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            let room = BODY_CAP + 1 - collected.len();
+            collected.extend_from_slice(&data[..data.len().min(room)]);
+            if collected.len() > BODY_CAP {
+                return (collected, None);
+            }
+        }
+    }
+}
+
+fn record_headers(exchange: &mut HttpExchange, headers: &HeaderMap) {
+    let text = |value: &hyper::header::HeaderValue| {
+        let mut text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        text.truncate(512);
+        text
+    };
+    exchange.location = headers.get(LOCATION).map(text);
+    exchange.server = headers.get(SERVER).map(text);
+    exchange.content_type = headers.get(CONTENT_TYPE).map(text);
+    exchange.www_authenticate = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .take(16)
+        .map(text)
+        .collect();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let exchange_header = (name.starts_with("x-") && name.ends_with("-enabled"))
+            || name == "x-feserver"
+            || name == "x-owa-version";
+        if exchange_header && exchange.exchange_headers.len() < 16 {
+            exchange
+                .exchange_headers
+                .push((canonical_header(name), text(value)));
+        }
+    }
+}
+
+fn canonical_header(name: &str) -> String {
+    name.split('-')
+        .map(|part| match part {
+            "x" => "X".to_owned(),
+            "soap" => "SOAP".to_owned(),
+            "oauth" => "OAuth".to_owned(),
+            "wssecurity" => "WSSecurity".to_owned(),
+            "feserver" => "FEServer".to_owned(),
+            "owa" => "OWA".to_owned(),
+            other => {
+                let mut chars = other.chars();
+                chars.next().map_or(String::new(), |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// What a body is: an Autodiscover response, an HTML page, or something else.
+pub fn classify_body(body: &[u8], content_type: Option<&str>) -> BodyKind {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return BodyKind::Empty;
+    }
+    if trimmed.starts_with('<') {
+        match pox::parse_response(trimmed) {
+            Ok(response) => return BodyKind::Autodiscover { response },
+            Err(error) => {
+                let head: String = trimmed
+                    .chars()
+                    .take(512)
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                let html = head.contains("<html") || head.contains("<!doctype html");
+                if html || content_type.is_some_and(|c| c.contains("html")) {
+                    return BodyKind::Html;
+                }
+                return BodyKind::Other {
+                    detail: error.to_string(),
+                };
+            }
+        }
+    }
+    if content_type.is_some_and(|c| c.contains("html")) {
+        return BodyKind::Html;
+    }
+    BodyKind::Other {
+        detail: format!(
+            "{} body of {} bytes",
+            content_type.unwrap_or("untyped"),
+            body.len()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_classified() {
+        assert_eq!(classify_body(b"", None), BodyKind::Empty);
+        assert_eq!(
+            classify_body(b"<!DOCTYPE html><html><body>Parked</body></html>", None),
+            BodyKind::Html
+        );
+        assert_eq!(classify_body(b"hello", Some("text/html")), BodyKind::Html);
+        assert!(matches!(
+            classify_body(b"{\"a\":1}", Some("application/json")),
+            BodyKind::Other { .. }
+        ));
+        let settings = pox::settings_response("A", "mail.example");
+        assert!(matches!(
+            classify_body(settings.as_bytes(), Some("text/xml")),
+            BodyKind::Autodiscover { .. }
+        ));
+    }
+
+    #[test]
+    fn exchange_header_names_are_canonical() {
+        assert_eq!(canonical_header("x-soap-enabled"), "X-SOAP-Enabled");
+        assert_eq!(
+            canonical_header("x-wssecurity-enabled"),
+            "X-WSSecurity-Enabled"
+        );
+        assert_eq!(canonical_header("x-oauth-enabled"), "X-OAuth-Enabled");
+        assert_eq!(canonical_header("x-feserver"), "X-FEServer");
+    }
+}
