@@ -15,6 +15,7 @@
 pub mod autodiscover;
 pub mod config;
 pub mod findings;
+pub mod lab;
 pub mod net;
 pub mod probe;
 pub mod report;

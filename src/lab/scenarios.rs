@@ -1,0 +1,396 @@
+//! The catalogue of simulated domains: the seed's three companies and the classic failures.
+//! The same catalogue drives the integration tests and the `demo` command.
+
+use super::pki::{TestCa, Validity};
+use super::site::Behaviour;
+use super::world::{WorldBuilder, WorldError};
+use crate::autodiscover::step::{Outcome, StepId};
+
+/// One simulated mail domain and what a probe must conclude about it.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The mail domain.
+    pub domain: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+    /// The customer label the demo gives it.
+    pub customer: &'static str,
+    /// The expected verdict.
+    pub outcome: Outcome,
+    /// The expected endpoint step.
+    pub endpoint: Option<StepId>,
+    /// Shown by `demo`.
+    pub in_demo: bool,
+}
+
+/// The shared Exchange host of CompanyA (the seed's SBS server).
+pub const EXCHANGE_HOST: &str = "webmail.companya.example";
+
+/// Every scenario, in the order the demo lists them.
+pub fn catalogue() -> Vec<Scenario> {
+    use Outcome::*;
+    let s = |domain, description, customer, outcome, endpoint, in_demo| Scenario {
+        domain,
+        description,
+        customer,
+        outcome,
+        endpoint,
+        in_demo,
+    };
+    vec![
+        s(
+            "companya.example",
+            "healthy: autodiscover host on the Exchange certificate",
+            "CompanyA",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            true,
+        ),
+        s(
+            "companyb.example",
+            "the seed: bare domain serves a web site certificate, SRV to the Exchange host",
+            "CompanyB",
+            CertificatePrompt,
+            Some(StepId::SrvRecord),
+            true,
+        ),
+        s(
+            "companyc.example",
+            "the fix: no bare-domain web site, SRV to the Exchange host",
+            "CompanyC",
+            RedirectPrompt,
+            Some(StepId::SrvRecord),
+            true,
+        ),
+        s(
+            "expired.example",
+            "autodiscover host with an expired certificate",
+            "Expired Ltd",
+            CertificatePrompt,
+            None,
+            true,
+        ),
+        s(
+            "selfsigned.example",
+            "autodiscover host with a self-signed certificate",
+            "Selfsigned Ltd",
+            CertificatePrompt,
+            None,
+            true,
+        ),
+        s(
+            "redirect.example",
+            "port 80 redirects to the Exchange host",
+            "Redirect Ltd",
+            RedirectPrompt,
+            Some(StepId::HttpRedirect),
+            true,
+        ),
+        s(
+            "nothing.example",
+            "no records at all",
+            "Nothing Ltd",
+            NotFound,
+            None,
+            true,
+        ),
+        s(
+            "expiring.example",
+            "certificate expires in 9 days",
+            "Expiring Ltd",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            true,
+        ),
+        s(
+            "cname.example",
+            "autodiscover CNAME to a hoster whose certificate lacks the name",
+            "Cname Ltd",
+            CertificatePrompt,
+            None,
+            false,
+        ),
+        s(
+            "insecure.example",
+            "port 80 redirects to plain http",
+            "Insecure Ltd",
+            NotFound,
+            None,
+            false,
+        ),
+        s(
+            "loop.example",
+            "two hosts redirecting to each other",
+            "Loop Ltd",
+            NotFound,
+            None,
+            false,
+        ),
+        s(
+            "srvdot.example",
+            "SRV record with target \".\"",
+            "Srvdot Ltd",
+            NotFound,
+            None,
+            false,
+        ),
+        s(
+            "srvport.example",
+            "SRV record on port 8443",
+            "Srvport Ltd",
+            NotFound,
+            None,
+            false,
+        ),
+        s(
+            "wildcard.example",
+            "wildcard certificate on the autodiscover host",
+            "Wildcard Ltd",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            false,
+        ),
+        s(
+            "parking.example",
+            "parking page answering 200 everywhere",
+            "Parking Ltd",
+            NotFound,
+            None,
+            false,
+        ),
+        s(
+            "hybrid.example",
+            "redirectAddr to a tenant address",
+            "Hybrid Ltd",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            false,
+        ),
+        s(
+            "slowtls.example",
+            "bare domain accepts TCP and never speaks TLS",
+            "Slowtls Ltd",
+            RedirectPrompt,
+            Some(StepId::SrvRecord),
+            false,
+        ),
+        s(
+            "split.example",
+            "two A records serving different certificates",
+            "Split Ltd",
+            CertificatePrompt,
+            None,
+            false,
+        ),
+        s(
+            "huge.example",
+            "bare domain answers with a 50 MiB body",
+            "Huge Ltd",
+            NotFound,
+            None,
+            false,
+        ),
+        s(
+            "basic.example",
+            "web server asking for a Basic password on the Autodiscover path",
+            "Basic Ltd",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            false,
+        ),
+        s(
+            "redirecturl.example",
+            "redirectUrl answer to the Exchange host",
+            "Redirecturl Ltd",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            false,
+        ),
+        s(
+            "blackhole.example",
+            "bare domain drops packets, SRV to the Exchange host",
+            "Blackhole Ltd",
+            RedirectPrompt,
+            Some(StepId::SrvRecord),
+            false,
+        ),
+    ]
+}
+
+/// Builds the world serving every scenario of the catalogue.
+pub fn world() -> Result<WorldBuilder, WorldError> {
+    let mut w = WorldBuilder::new()?;
+    let issue = |ca: &TestCa, names: &[&str]| ca.issue(names, Validity::ValidFor { days: 365 });
+
+    // CompanyA's Exchange server: its certificate also carries an internal name, like the seed's.
+    let exchange = issue(
+        w.ca(),
+        &[
+            EXCHANGE_HOST,
+            "autodiscover.companya.example",
+            "corp-sbs.local",
+        ],
+    )?;
+    w.https("203.0.113.10", exchange, Behaviour::Exchange);
+    let companya_site = issue(w.ca(), &["companya.example", "www.companya.example"])?;
+    w.https("203.0.113.11", companya_site, Behaviour::WebSite);
+    w.zone(
+        "companya.example",
+        "@ A 203.0.113.11\nwww A 203.0.113.11\nwebmail A 203.0.113.10\nautodiscover A 203.0.113.10",
+    );
+
+    // The seed: the new DNS provider points the bare domain at a web host whose certificate
+    // covers only www; the SRV record to the Exchange host is back.
+    let companyb_site = issue(w.ca(), &["www.companyb.example"])?;
+    w.https("198.51.100.20", companyb_site, Behaviour::WebSite);
+    w.zone("companyb.example", &format!("@ A 198.51.100.20\nwww A 198.51.100.20\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."));
+
+    // The fix: the bare domain has no address; SRV leads to the Exchange host.
+    w.zone(
+        "companyc.example",
+        &format!("www A 198.51.100.30\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."),
+    );
+
+    let expired = w.ca().issue(
+        &["autodiscover.expired.example"],
+        Validity::Expired { days_ago: 12 },
+    )?;
+    w.https("203.0.113.30", expired, Behaviour::Exchange);
+    w.zone("expired.example", "autodiscover A 203.0.113.30");
+
+    let selfsigned = TestCa::self_signed(&["autodiscover.selfsigned.example"])?;
+    w.https("203.0.113.31", selfsigned, Behaviour::Exchange);
+    w.zone("selfsigned.example", "autodiscover A 203.0.113.31");
+
+    w.http(
+        "203.0.113.32",
+        Behaviour::Redirect {
+            status: 302,
+            location: format!("https://{EXCHANGE_HOST}/Autodiscover/Autodiscover.xml"),
+        },
+    );
+    w.zone("redirect.example", "autodiscover A 203.0.113.32");
+
+    w.zone("nothing.example", "www A 198.51.100.40");
+
+    let expiring = w.ca().issue(
+        &["autodiscover.expiring.example"],
+        Validity::ValidFor { days: 9 },
+    )?;
+    w.https("203.0.113.51", expiring, Behaviour::Exchange);
+    w.zone("expiring.example", "autodiscover A 203.0.113.51");
+
+    let hoster = issue(w.ca(), &["mail.hoster.example"])?;
+    w.https("203.0.113.40", hoster, Behaviour::Exchange);
+    w.zone("hoster.example", "mail A 203.0.113.40");
+    w.zone("cname.example", "autodiscover CNAME mail.hoster.example.");
+
+    w.http(
+        "203.0.113.33",
+        Behaviour::Redirect {
+            status: 302,
+            location: format!("http://{EXCHANGE_HOST}/Autodiscover/Autodiscover.xml"),
+        },
+    );
+    w.zone("insecure.example", "autodiscover A 203.0.113.33");
+
+    let loop_a = issue(w.ca(), &["autodiscover.loop.example"])?;
+    let loop_b = issue(w.ca(), &["autodiscover2.loop.example"])?;
+    w.https(
+        "203.0.113.41",
+        loop_a,
+        Behaviour::Redirect {
+            status: 302,
+            location: "https://autodiscover2.loop.example/autodiscover/autodiscover.xml".into(),
+        },
+    );
+    w.https(
+        "203.0.113.42",
+        loop_b,
+        Behaviour::Redirect {
+            status: 301,
+            location: "https://autodiscover.loop.example/Autodiscover/Autodiscover.xml".into(),
+        },
+    );
+    w.zone(
+        "loop.example",
+        "autodiscover A 203.0.113.41\nautodiscover2 A 203.0.113.42",
+    );
+
+    w.zone("srvdot.example", "_autodiscover._tcp SRV 0 0 0 .");
+    w.zone(
+        "srvport.example",
+        &format!("_autodiscover._tcp SRV 0 0 8443 {EXCHANGE_HOST}."),
+    );
+
+    let wildcard = issue(w.ca(), &["*.wildcard.example"])?;
+    w.https("203.0.113.43", wildcard, Behaviour::Exchange);
+    w.zone("wildcard.example", "autodiscover A 203.0.113.43");
+
+    let parking = issue(w.ca(), &["parking.example", "autodiscover.parking.example"])?;
+    w.https("203.0.113.44", parking, Behaviour::Parking);
+    w.zone(
+        "parking.example",
+        "@ A 203.0.113.44\nautodiscover A 203.0.113.44",
+    );
+
+    let hybrid = issue(w.ca(), &["autodiscover.hybrid.example"])?;
+    w.https(
+        "203.0.113.45",
+        hybrid,
+        Behaviour::RedirectAddr {
+            address: "someone@tenant.example".into(),
+        },
+    );
+    w.zone("hybrid.example", "autodiscover A 203.0.113.45");
+    let tenant = issue(w.ca(), &["autodiscover.tenant.example"])?;
+    w.https("203.0.113.46", tenant, Behaviour::Exchange);
+    w.zone("tenant.example", "autodiscover A 203.0.113.46");
+
+    let slow = issue(w.ca(), &["slowtls.example"])?;
+    w.https("203.0.113.47", slow, Behaviour::Silent);
+    w.zone(
+        "slowtls.example",
+        &format!("@ A 203.0.113.47\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."),
+    );
+
+    let split_good = issue(w.ca(), &["autodiscover.split.example"])?;
+    let split_old = issue(w.ca(), &["old.split.example"])?;
+    w.https("203.0.113.48", split_good, Behaviour::Exchange);
+    w.https("203.0.113.49", split_old, Behaviour::Exchange);
+    w.zone(
+        "split.example",
+        "autodiscover A 203.0.113.48\nautodiscover A 203.0.113.49",
+    );
+
+    let huge = issue(w.ca(), &["huge.example"])?;
+    w.https(
+        "203.0.113.50",
+        huge,
+        Behaviour::HugeBody {
+            bytes: 50 * 1024 * 1024,
+        },
+    );
+    w.zone("huge.example", "@ A 203.0.113.50");
+
+    let basic = issue(w.ca(), &["autodiscover.basic.example"])?;
+    w.https("203.0.113.52", basic, Behaviour::BasicAuth);
+    w.zone("basic.example", "autodiscover A 203.0.113.52");
+
+    let redirect_url = issue(w.ca(), &["autodiscover.redirecturl.example"])?;
+    w.https(
+        "203.0.113.53",
+        redirect_url,
+        Behaviour::RedirectUrl {
+            url: format!("https://{EXCHANGE_HOST}/autodiscover/autodiscover.xml"),
+        },
+    );
+    w.zone("redirecturl.example", "autodiscover A 203.0.113.53");
+
+    w.blackhole("203.0.113.54", 443);
+    w.zone(
+        "blackhole.example",
+        &format!("@ A 203.0.113.54\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."),
+    );
+    Ok(w)
+}

@@ -1,0 +1,269 @@
+//! Simulated web servers: Exchange, web sites, parking pages, redirectors and hostile servers,
+//! over TLS (port 443) or plain HTTP (port 80).
+
+use super::pki::ServerIdentity;
+use crate::autodiscover::pox;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// How a simulated server answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Exchange: the Autodiscover path answers 401 with Negotiate and NTLM challenges and
+    /// Exchange's `X-*-Enabled` headers; everything else is 404.
+    Exchange,
+    /// An Autodiscover service that answers without authentication (settings).
+    ExchangeSettings,
+    /// A web site: 200 HTML on `/`, 404 on the Autodiscover path.
+    WebSite,
+    /// A parking page: 200 HTML on every path.
+    Parking,
+    /// A web server that asks for a password everywhere (Basic), without Exchange's headers.
+    BasicAuth,
+    /// Every request is redirected.
+    Redirect {
+        /// 301, 302, 307 or 308.
+        status: u16,
+        /// The Location.
+        location: String,
+    },
+    /// Autodiscover answers `redirectAddr`.
+    RedirectAddr {
+        /// The new address.
+        address: String,
+    },
+    /// Autodiscover answers `redirectUrl`.
+    RedirectUrl {
+        /// The new URL.
+        url: String,
+    },
+    /// 200 with a body of this many bytes (streamed, never held in memory).
+    HugeBody {
+        /// Body size.
+        bytes: u64,
+    },
+    /// Accepts the connection and never says anything.
+    Silent,
+}
+
+/// Serves `behaviour` on `listener` (over TLS with `identity`) until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    identity: Option<ServerIdentity>,
+    behaviour: Behaviour,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = identity.and_then(|id| tls_acceptor(id).ok());
+    let behaviour = Arc::new(behaviour);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else { continue };
+        let behaviour = behaviour.clone();
+        let acceptor = acceptor.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            if *behaviour == Behaviour::Silent {
+                // Hold the socket open, say nothing.
+                let _ = stop.changed().await;
+                drop(tcp);
+                return;
+            }
+            let service = service_fn(move |request| answer(behaviour.clone(), request));
+            let builder = hyper::server::conn::http1::Builder::new();
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(tls), service);
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn tls_acceptor(identity: ServerIdentity) -> Result<TlsAcceptor, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+type ResponseBody = BoxBody<Bytes, Infallible>;
+
+async fn answer(
+    behaviour: Arc<Behaviour>,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let autodiscover_path = request
+        .uri()
+        .path()
+        .eq_ignore_ascii_case("/autodiscover/autodiscover.xml");
+    let is_post = request.method() == hyper::Method::POST;
+    // Read (and bound) the request body so the connection stays usable.
+    let body = http_body_util::Limited::new(request.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let response = match &*behaviour {
+        Behaviour::Exchange if autodiscover_path => exchange_challenge(),
+        Behaviour::ExchangeSettings if autodiscover_path && is_post => {
+            let address = pox::requested_address(&String::from_utf8_lossy(&body))
+                .unwrap_or_else(|| "unknown".into());
+            xml(pox::settings_response(&address, "mail.lab.example"))
+        }
+        Behaviour::RedirectAddr { address } if autodiscover_path && is_post => xml(
+            pox::redirect_response("redirectAddr", "RedirectAddr", address),
+        ),
+        Behaviour::RedirectUrl { url } if autodiscover_path && is_post => {
+            xml(pox::redirect_response("redirectUrl", "RedirectUrl", url))
+        }
+        Behaviour::Exchange
+        | Behaviour::ExchangeSettings
+        | Behaviour::RedirectAddr { .. }
+        | Behaviour::RedirectUrl { .. } => status(StatusCode::NOT_FOUND),
+        Behaviour::WebSite if !autodiscover_path => html(),
+        Behaviour::WebSite => status(StatusCode::NOT_FOUND),
+        Behaviour::Parking => html(),
+        Behaviour::BasicAuth => {
+            let mut response = status(StatusCode::UNAUTHORIZED);
+            response.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Basic realm=\"members\""),
+            );
+            response
+        }
+        Behaviour::Redirect {
+            status: code,
+            location,
+        } => {
+            let mut response = status(StatusCode::from_u16(*code).unwrap_or(StatusCode::FOUND));
+            if let Ok(value) = hyper::header::HeaderValue::from_str(location) {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::LOCATION, value);
+            }
+            response
+        }
+        Behaviour::HugeBody { bytes } => Response::new(Repeat::new(*bytes).boxed()),
+        Behaviour::Silent => status(StatusCode::NOT_FOUND),
+    };
+    Ok(response)
+}
+
+fn exchange_challenge() -> Response<ResponseBody> {
+    let mut response = status(StatusCode::UNAUTHORIZED);
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("WWW-Authenticate", "Negotiate"),
+        ("WWW-Authenticate", "NTLM"),
+        ("X-SOAP-Enabled", "True"),
+        ("X-WSSecurity-Enabled", "True"),
+        ("X-OAuth-Enabled", "True"),
+        ("X-FEServer", "LAB-EX01"),
+        ("Server", "Microsoft-IIS/10.0"),
+    ] {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    response
+}
+
+fn status(code: StatusCode) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::new()).boxed());
+    *response.status_mut() = code;
+    response
+}
+
+fn xml(body: String) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    response
+}
+
+fn html() -> Response<ResponseBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(
+            b"<!DOCTYPE html><html><head><title>Welcome</title></head><body><h1>Welcome</h1></body></html>",
+        ))
+        .boxed(),
+    );
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// A body of `remaining` bytes, produced 64 KiB at a time.
+struct Repeat {
+    remaining: u64,
+    chunk: Bytes,
+}
+
+impl Repeat {
+    fn new(bytes: u64) -> Self {
+        Self {
+            remaining: bytes,
+            chunk: Bytes::from(vec![b'<'; 64 * 1024]),
+        }
+    }
+}
+
+impl Body for Repeat {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let size = self.remaining.min(self.chunk.len() as u64);
+        self.remaining -= size;
+        let data = self.chunk.slice(..size as usize);
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
+    }
+}

@@ -1,0 +1,306 @@
+//! Every scenario of the simulated world, probed through real DNS, TLS and HTTP.
+
+mod support;
+
+use autodiscover_exporter::autodiscover::step::{Outcome, StepId, StepStatus};
+use autodiscover_exporter::lab::scenarios::{self, EXCHANGE_HOST};
+use autodiscover_exporter::report::{ProbeReport, RedirectHop};
+
+fn codes(report: &ProbeReport) -> Vec<&str> {
+    report.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+fn status(report: &ProbeReport, step: StepId) -> StepStatus {
+    report.step(step).unwrap().status
+}
+
+#[tokio::test]
+async fn every_scenario_gets_its_verdict() {
+    let (_world, prober) = support::world().await;
+    for scenario in scenarios::catalogue() {
+        let report = support::probe(&prober, scenario.domain).await;
+        assert_eq!(
+            report.outcome, scenario.outcome,
+            "{}: {}\n{:#?}",
+            scenario.domain, scenario.description, report.steps
+        );
+        assert_eq!(
+            report.endpoint.as_ref().map(|e| e.step),
+            scenario.endpoint,
+            "{}",
+            scenario.domain
+        );
+    }
+}
+
+#[tokio::test]
+async fn seed_situation_prompts_at_the_root_domain_and_finds_the_srv_endpoint() {
+    let (_world, prober) = support::world().await;
+    let report = support::probe(&prober, "companyb.example").await;
+    assert_eq!(report.outcome, Outcome::CertificatePrompt);
+    assert_eq!(report.certificate_prompts, vec![StepId::RootDomain]);
+    assert_eq!(
+        status(&report, StepId::RootDomain),
+        StepStatus::CertNameMismatch
+    );
+    assert_eq!(
+        status(&report, StepId::AutodiscoverDomain),
+        StepStatus::DnsNoRecord
+    );
+    assert_eq!(
+        status(&report, StepId::SrvRecord),
+        StepStatus::EndpointFound
+    );
+    let endpoint = report.endpoint.as_ref().unwrap();
+    assert_eq!(
+        endpoint.url,
+        format!("https://{EXCHANGE_HOST}/Autodiscover/Autodiscover.xml")
+    );
+    assert!(report.redirect_prompt);
+    assert!(report.srv.present);
+    assert_eq!(report.srv.records[0].target, EXCHANGE_HOST);
+    let mismatch = report
+        .findings
+        .iter()
+        .find(|f| f.code == "certificate_name_mismatch")
+        .unwrap();
+    assert!(
+        mismatch.message.contains("www.companyb.example"),
+        "{}",
+        mismatch.message
+    );
+    assert!(
+        mismatch
+            .hint
+            .contains("Remove the A/AAAA record of companyb.example"),
+        "{}",
+        mismatch.hint
+    );
+    // the root domain's web server answered 404 behind the prompt: recorded, not an endpoint
+    let root = report.step(StepId::RootDomain).unwrap();
+    let attempt = &root.hops[0].addresses[0];
+    assert_eq!(attempt.http.as_ref().unwrap().status, Some(404));
+    let verdict = attempt.tls.as_ref().unwrap().verdict.as_ref().unwrap();
+    assert!(!verdict.name_matches && verdict.trusted);
+}
+
+#[tokio::test]
+async fn fixed_seed_and_healthy_host() {
+    let (_world, prober) = support::world().await;
+    let fixed = support::probe(&prober, "companyc.example").await;
+    assert_eq!(fixed.outcome, Outcome::RedirectPrompt);
+    assert!(fixed.certificate_prompts.is_empty());
+    assert!(codes(&fixed).contains(&"redirect_prompt"));
+
+    let healthy = support::probe(&prober, "companya.example").await;
+    assert_eq!(healthy.outcome, Outcome::Ok);
+    assert!(!healthy.redirect_prompt);
+    // the bare domain's web site answers 404 with a valid certificate: Outlook moves on
+    assert_eq!(status(&healthy, StepId::RootDomain), StepStatus::HttpStatus);
+    // Exchange's fingerprint headers were read after the 401
+    let step = healthy.step(StepId::AutodiscoverDomain).unwrap();
+    let attempt = &step.hops[0].addresses[0];
+    assert!(attempt.fingerprint.as_ref().unwrap().looks_like_exchange());
+    assert_eq!(
+        attempt.http.as_ref().unwrap().auth_schemes(),
+        vec!["Negotiate", "NTLM"]
+    );
+    assert!(
+        codes(&healthy).contains(&"certificate_internal_name"),
+        "{:?}",
+        codes(&healthy)
+    );
+}
+
+#[tokio::test]
+async fn certificate_failures_are_named() {
+    let (_world, prober) = support::world().await;
+    let expired = support::probe(&prober, "expired.example").await;
+    assert_eq!(
+        status(&expired, StepId::AutodiscoverDomain),
+        StepStatus::CertExpired
+    );
+    assert!(codes(&expired).contains(&"certificate_expired"));
+    assert!(codes(&expired).contains(&"exchange_behind_certificate_prompt"));
+
+    let selfsigned = support::probe(&prober, "selfsigned.example").await;
+    assert_eq!(
+        status(&selfsigned, StepId::AutodiscoverDomain),
+        StepStatus::CertUntrusted
+    );
+
+    let cname = support::probe(&prober, "cname.example").await;
+    let step = cname.step(StepId::AutodiscoverDomain).unwrap();
+    assert_eq!(step.status, StepStatus::CertNameMismatch);
+    let lookup = step.hops[0].lookup.as_ref().unwrap();
+    assert_eq!(lookup.cname_chain[0].target, "mail.hoster.example");
+    let finding = cname
+        .findings
+        .iter()
+        .find(|f| f.code == "certificate_name_mismatch")
+        .unwrap();
+    assert!(
+        finding.message.contains("CNAME to mail.hoster.example"),
+        "{}",
+        finding.message
+    );
+
+    let expiring = support::probe(&prober, "expiring.example").await;
+    assert_eq!(expiring.outcome, Outcome::Ok);
+    let leaf = expiring.step(StepId::AutodiscoverDomain).unwrap().hops[0].addresses[0]
+        .tls
+        .as_ref()
+        .unwrap()
+        .leaf()
+        .unwrap()
+        .clone();
+    assert!(
+        (8.0..=9.1).contains(&leaf.days_to_expiry),
+        "{}",
+        leaf.days_to_expiry
+    );
+    assert!(codes(&expiring).contains(&"certificate_expiring"));
+
+    let wildcard = support::probe(&prober, "wildcard.example").await;
+    assert_eq!(
+        status(&wildcard, StepId::AutodiscoverDomain),
+        StepStatus::EndpointFound
+    );
+}
+
+#[tokio::test]
+async fn redirects_loops_and_address_redirects() {
+    let (_world, prober) = support::world().await;
+    let redirect = support::probe(&prober, "redirect.example").await;
+    assert_eq!(
+        redirect.endpoint.as_ref().unwrap().step,
+        StepId::HttpRedirect
+    );
+    assert!(redirect.redirects.iter().any(|r| matches!(
+        r,
+        RedirectHop::Url {
+            step: StepId::HttpRedirect,
+            ..
+        }
+    )));
+
+    let insecure = support::probe(&prober, "insecure.example").await;
+    assert_eq!(
+        status(&insecure, StepId::HttpRedirect),
+        StepStatus::RedirectInvalid
+    );
+    assert!(codes(&insecure).contains(&"redirect_refused"));
+
+    let looping = support::probe(&prober, "loop.example").await;
+    let step = looping.step(StepId::AutodiscoverDomain).unwrap();
+    assert_eq!(step.status, StepStatus::RedirectInvalid);
+    assert_eq!(step.hops.len(), 2, "{:#?}", step.hops);
+    assert!(
+        step.hops[1]
+            .redirect_refused
+            .as_ref()
+            .unwrap()
+            .contains("loop")
+    );
+
+    let hybrid = support::probe(&prober, "hybrid.example").await;
+    assert!(matches!(
+        &hybrid.redirects[0],
+        RedirectHop::Address { to, .. } if to == "someone@tenant.example"
+    ));
+    assert_eq!(hybrid.restarted.len(), 1);
+    assert_eq!(
+        hybrid.endpoint.as_ref().unwrap().url,
+        "https://autodiscover.tenant.example/Autodiscover/Autodiscover.xml"
+    );
+
+    let redirect_url = support::probe(&prober, "redirecturl.example").await;
+    let step = redirect_url.step(StepId::AutodiscoverDomain).unwrap();
+    assert_eq!(step.hops.len(), 2);
+    assert_eq!(step.status, StepStatus::EndpointFound);
+}
+
+#[tokio::test]
+async fn srv_records_that_clients_ignore() {
+    let (_world, prober) = support::world().await;
+    let dot = support::probe(&prober, "srvdot.example").await;
+    assert_eq!(status(&dot, StepId::SrvRecord), StepStatus::DnsNoRecord);
+    assert!(!dot.srv.present);
+    assert!(codes(&dot).contains(&"srv_no_service"));
+
+    let port = support::probe(&prober, "srvport.example").await;
+    assert!(!port.srv.present);
+    assert_eq!(port.srv.records[0].port, 8443);
+    assert!(codes(&port).contains(&"srv_port_ignored"));
+}
+
+#[tokio::test]
+async fn hostile_and_odd_servers_are_bounded() {
+    let (_world, prober) = support::world().await;
+    let slow = support::probe(&prober, "slowtls.example").await;
+    assert_eq!(status(&slow, StepId::RootDomain), StepStatus::Timeout);
+    assert!(
+        slow.step(StepId::RootDomain).unwrap().hops[0].addresses[0]
+            .tls
+            .as_ref()
+            .unwrap()
+            .timed_out
+    );
+    assert_eq!(slow.endpoint.as_ref().unwrap().step, StepId::SrvRecord);
+
+    let blackhole = support::probe(&prober, "blackhole.example").await;
+    assert_eq!(status(&blackhole, StepId::RootDomain), StepStatus::Timeout);
+    assert!(codes(&blackhole).contains(&"step_timeout"));
+
+    let huge = support::probe(&prober, "huge.example").await;
+    let attempt = &huge.step(StepId::RootDomain).unwrap().hops[0].addresses[0];
+    let http = attempt.http.as_ref().unwrap();
+    assert_eq!(http.body_bytes, autodiscover_exporter::net::http::BODY_CAP);
+    assert_eq!(attempt.status, StepStatus::NotAutodiscover);
+    assert!(codes(&huge).contains(&"response_too_large"));
+
+    let parking = support::probe(&prober, "parking.example").await;
+    assert_eq!(
+        status(&parking, StepId::RootDomain),
+        StepStatus::NotAutodiscover
+    );
+    assert_eq!(
+        status(&parking, StepId::AutodiscoverDomain),
+        StepStatus::NotAutodiscover
+    );
+
+    let split = support::probe(&prober, "split.example").await;
+    let hop = &split.step(StepId::AutodiscoverDomain).unwrap().hops[0];
+    assert_eq!(hop.addresses.len(), 2);
+    assert_ne!(hop.addresses[0].status, hop.addresses[1].status);
+    assert_eq!(hop.status, StepStatus::CertNameMismatch);
+    assert!(codes(&split).contains(&"addresses_disagree"));
+
+    let basic = support::probe(&prober, "basic.example").await;
+    assert!(
+        codes(&basic).contains(&"password_prompt_unknown_server"),
+        "{:?}",
+        codes(&basic)
+    );
+}
+
+#[tokio::test]
+async fn excluded_steps_and_nothing_at_all() {
+    let (_world, prober) = support::world().await;
+    let mut options = support::fast_options();
+    options.steps = vec![
+        StepId::AutodiscoverDomain,
+        StepId::HttpRedirect,
+        StepId::SrvRecord,
+    ];
+    // ExcludeHttpsRootDomain removes the seed's prompt
+    let report = prober.probe("someone@companyb.example", &options).await;
+    assert_eq!(status(&report, StepId::RootDomain), StepStatus::Excluded);
+    assert_eq!(report.outcome, Outcome::RedirectPrompt);
+
+    let nothing = support::probe(&prober, "nothing.example").await;
+    for step in StepId::ALL {
+        assert_eq!(status(&nothing, step), StepStatus::DnsNoRecord, "{step}");
+    }
+    assert!(codes(&nothing).contains(&"no_autodiscover"));
+}
