@@ -351,13 +351,17 @@ impl Config {
 
 fn strip_location(message: &str) -> String {
     // serde-saphyr prefixes "line N column M: "; the error carries the numbers already.
-    let trimmed = message.trim().trim_start_matches("error: ");
-    if let Some(rest) = trimmed.strip_prefix("line ")
+    let mut text = message.trim().trim_start_matches("error: ");
+    if let Some(rest) = text.strip_prefix("line ")
         && let Some((_, after)) = rest.split_once(": ")
     {
-        return after.trim().to_owned();
+        text = after.trim();
     }
-    trimmed.lines().next().unwrap_or(trimmed).to_owned()
+    let text = text.lines().next().unwrap_or(text);
+    match text.rfind(" at line ") {
+        Some(index) => text[..index].to_owned(),
+        None => text.to_owned(),
+    }
 }
 
 fn at(location: &Location, message: String) -> ConfigError {
@@ -563,6 +567,7 @@ mod tests {
         let e = error("defaults:\n  interval: 5m\n  intervall: 1m\n");
         assert_eq!((e.line, e.column), (3, 3), "{e}");
         assert!(e.message.contains("intervall"), "{e}");
+        assert!(!e.message.contains("at line"), "{e}");
         let e = error("domains:\n  - domain: a.example\n    lables: {}\n");
         assert_eq!(e.line, 3, "{e}");
     }

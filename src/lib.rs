@@ -13,9 +13,12 @@
 //! - [`lab`]: a simulated world of DNS and TLS servers for tests and `demo`.
 
 pub mod autodiscover;
+pub mod cli;
 pub mod config;
+pub mod exporter;
 pub mod findings;
 pub mod lab;
 pub mod net;
 pub mod probe;
+pub mod render;
 pub mod report;

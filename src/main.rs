@@ -1,1 +1,5 @@
-fn main() {}
+//! The `autodiscover-exporter` binary.
+
+fn main() -> std::process::ExitCode {
+    autodiscover_exporter::cli::run()
+}

@@ -1,0 +1,262 @@
+//! Command-line interface: flags follow Prometheus conventions (`--config.file`,
+//! `--web.listen-address`, ...). `serve` is the default command.
+
+mod check;
+mod demo;
+mod serve;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The default listen address (outside the fully allocated 9100-9999 exporter range).
+pub const DEFAULT_LISTEN_ADDRESS: &str = ":10195";
+
+/// Exit code: the command could not run (usage, configuration, setup).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "autodiscover-exporter",
+    version,
+    about = "Prometheus exporter that walks Outlook's Autodiscover path for every mailbox domain",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Probe the configured domains continuously and serve metrics (the default).
+    Serve(ServeArgs),
+    /// Probe one address or domain now and explain what Outlook would do.
+    Check(CheckArgs),
+    /// Validate a configuration file.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Start a simulated world of mail domains and the exporter probing it (no network needed).
+    Demo(DemoArgs),
+}
+
+/// Flags of `serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Configuration file.
+    #[arg(long = "config.file", env = "AUTODISCOVER_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Address to listen on (`:PORT` listens on all interfaces).
+    #[arg(long = "web.listen-address", default_value = DEFAULT_LISTEN_ADDRESS)]
+    pub listen_address: String,
+    /// Prometheus exporter-toolkit web configuration (TLS, basic auth).
+    #[arg(long = "web.config.file")]
+    pub web_config_file: Option<PathBuf>,
+    /// Probe and export only shard I of N (1-based) of the configured domains.
+    #[arg(long = "shard", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// Log level.
+    #[arg(long = "log.level", default_value = "info", value_enum)]
+    pub log_level: LogLevel,
+    /// Log format.
+    #[arg(long = "log.format", default_value = "logfmt", value_enum)]
+    pub log_format: LogFormat,
+}
+
+/// Flags of `check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// A mailbox address (`user@domain`) or a domain.
+    pub target: String,
+    /// Configuration file (resolver, trust, the domain's policy).
+    #[arg(long = "config.file")]
+    pub config_file: Option<PathBuf>,
+    /// DNS server to ask, `IP:PORT` (repeatable; default: the configuration's or the system's).
+    #[arg(long = "nameserver", value_parser = parse_nameserver)]
+    pub nameservers: Vec<SocketAddr>,
+    /// Extra trusted root certificates (PEM), added to the system roots.
+    #[arg(long = "ca-file")]
+    pub ca_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long = "output", default_value = "text", value_enum)]
+    pub output: Output,
+    /// Budget of the whole probe.
+    #[arg(long = "timeout", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// Flags of `demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long = "web.listen-address", default_value = DEFAULT_LISTEN_ADDRESS)]
+    pub listen_address: String,
+    /// Log level.
+    #[arg(long = "log.level", default_value = "info", value_enum)]
+    pub log_level: LogLevel,
+    /// Instead of serving, probe one domain of the simulated world, print its trace and exit.
+    #[arg(long = "check", value_name = "DOMAIN_OR_ADDRESS")]
+    pub check: Option<String>,
+    /// Output format of `--check`.
+    #[arg(long = "output", default_value = "text", value_enum)]
+    pub output: Output,
+}
+
+/// `check` output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// The step-by-step trace.
+    Text,
+    /// The ProbeReport as JSON.
+    Json,
+}
+
+/// Log levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Normal.
+    Info,
+    /// Problems.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` lines.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(EXIT_CANNOT_RUN);
+        }
+    };
+    match cli.command {
+        Some(Command::Check(args)) => runtime.block_on(check::run(args)),
+        Some(Command::CheckConfig { file }) => check::check_config(&file),
+        Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve::run(args)),
+        None => runtime.block_on(serve::run(cli.serve)),
+    }
+}
+
+fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+    crate::config::parse_nameserver(text)
+}
+
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let (index, count) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not I/N (e.g. 1/3)"))?;
+    let index: u32 = index
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not I/N"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not I/N"))?;
+    if count == 0 || index == 0 || index > count {
+        return Err(format!("shard {text} must satisfy 1 <= I <= N"));
+    }
+    Ok((index, count))
+}
+
+/// Parses a Prometheus-style listen address (`:10195`, `127.0.0.1:10195`, `[::1]:10195`).
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    full.parse()
+        .map_err(|_| format!("listen address {text:?} is not HOST:PORT"))
+}
+
+/// Sets up logging.
+pub fn init_logging(level: LogLevel, format: LogFormat) {
+    let level = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("autodiscover_exporter", level)
+        .with_default(tracing::Level::WARN.min(level));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_and_listen_addresses() {
+        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        assert!(parse_shard("0/3").is_err());
+        assert!(parse_shard("4/3").is_err());
+        assert!(parse_shard("x").is_err());
+        assert_eq!(parse_listen_address(":10195").unwrap().port(), 10195);
+        assert!(parse_listen_address("[::1]:9").is_ok());
+        assert!(parse_listen_address("nope").is_err());
+    }
+
+    #[test]
+    fn serve_is_the_default_command() {
+        let cli = Cli::try_parse_from(["x", "--config.file", "c.yml"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.config_file, Some(PathBuf::from("c.yml")));
+        let cli = Cli::try_parse_from([
+            "x",
+            "check",
+            "a@b.example",
+            "--nameserver",
+            "127.0.0.1:53",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Check(_))));
+    }
+}

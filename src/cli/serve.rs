@@ -1,0 +1,105 @@
+//! `serve`: the exporter on the network.
+
+use super::{EXIT_CANNOT_RUN, ServeArgs, init_logging, parse_listen_address};
+use crate::config::Config;
+use crate::exporter::web_config::WebConfig;
+use crate::exporter::{ConfigSource, Exporter, ProberFactory, web};
+use crate::net::connect::DirectConnector;
+use crate::net::dns::Dns;
+use crate::net::tls::TlsTrust;
+use crate::probe::Prober;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+pub(super) async fn run(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_level, args.log_format);
+    match start(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(error = %message, "cannot start");
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+async fn start(args: ServeArgs) -> Result<(), String> {
+    let path = args.config_file.ok_or(
+        "--config.file is required (try `autodiscover-exporter demo` for a simulated world)",
+    )?;
+    let address = parse_listen_address(&args.listen_address)?;
+    let web = args
+        .web_config_file
+        .as_deref()
+        .map(WebConfig::load)
+        .transpose()?
+        .map(Arc::new);
+    let factory: ProberFactory = Arc::new(network_prober);
+    let exporter = Exporter::start(ConfigSource::File(path), factory, args.shard)?;
+    let listener = bind(address).await?;
+    tracing::info!(
+        address = %address,
+        domains = exporter.shared().store.len(),
+        tls = web.as_ref().is_some_and(|w| w.tls.is_some()),
+        version = env!("CARGO_PKG_VERSION"),
+        "listening"
+    );
+    serve_until_signal(listener, exporter, web).await
+}
+
+/// Binds the listen address with a clear error.
+pub(super) async fn bind(address: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))
+}
+
+/// Serves until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+pub(super) async fn serve_until_signal(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    web_config: Option<Arc<WebConfig>>,
+) -> Result<(), String> {
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let reloader = exporter.clone();
+    let reloads = tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            let _ = reloader.reload();
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        }
+    };
+    web::serve(listener, exporter.clone(), web_config, shutdown).await;
+    reloads.abort();
+    exporter.stop();
+    Ok(())
+}
+
+/// A prober that resolves and connects on the network, as a configuration asks.
+pub(super) fn network_prober(config: &Config) -> Result<Prober, String> {
+    let nameservers: Vec<SocketAddr> = config.resolver.nameservers.iter().map(|n| n.0).collect();
+    let dns = Dns::new(
+        &nameservers,
+        config.resolver.protocol,
+        config.resolver.timeout,
+    )
+    .map_err(|e| e.to_string())?;
+    let trust = TlsTrust::load(config.tls.system_roots, config.tls.ca_file.as_deref())
+        .map_err(|e| e.to_string())?;
+    if trust.root_count() == 0 {
+        tracing::warn!(
+            "no trusted root certificates: every certificate will be reported as untrusted"
+        );
+    }
+    Ok(Prober::new(dns, trust, Arc::new(DirectConnector)))
+}

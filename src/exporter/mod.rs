@@ -1,0 +1,253 @@
+//! The long-running exporter: configuration and reloads, background probing, on-demand probes.
+
+pub mod process;
+pub mod scheduler;
+pub mod self_metrics;
+pub mod store;
+pub mod web;
+pub mod web_config;
+
+use crate::config::{Config, DomainConfig, normalize_domain};
+use crate::probe::{ProbeOptions, Prober, domain_of};
+use crate::report::ProbeReport;
+use scheduler::{Scheduler, fnv1a};
+use self_metrics::SelfMetrics;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use store::Store;
+use tokio::sync::Semaphore;
+
+/// Builds the prober a configuration asks for (the lab's for `demo`, the network's otherwise).
+pub type ProberFactory = Arc<dyn Fn(&Config) -> Result<Prober, String> + Send + Sync>;
+
+/// Where the configuration comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// Read from this file at start and at every reload.
+    File(PathBuf),
+    /// Fixed in memory (`demo`, tests).
+    Fixed(Box<Config>),
+}
+
+/// State shared by the scheduler's tasks and the web handlers.
+pub struct Shared {
+    /// Latest results.
+    pub store: Store,
+    /// The exporter's own metrics.
+    pub metrics: SelfMetrics,
+    prober: RwLock<Arc<Prober>>,
+    semaphore: RwLock<Arc<Semaphore>>,
+    config: RwLock<Arc<Config>>,
+    ready: AtomicBool,
+}
+
+impl Shared {
+    /// The prober of the current configuration.
+    pub fn prober(&self) -> Arc<Prober> {
+        self.prober
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The concurrency limit of the current configuration.
+    pub fn semaphore(&self) -> Arc<Semaphore> {
+        self.semaphore
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The first configuration is loaded and probing has started.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// Why `/probe` refuses a target.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProbeRefusal {
+    /// Not a domain or address.
+    #[error("target {0:?} is not a domain or a mail address")]
+    Invalid(String),
+    /// Not configured, and the configuration does not allow other targets.
+    #[error(
+        "target {0} is not a configured domain (set allow_any_target: true to probe any domain)"
+    )]
+    NotConfigured(String),
+}
+
+/// The exporter.
+pub struct Exporter {
+    shared: Arc<Shared>,
+    scheduler: Mutex<Scheduler>,
+    source: ConfigSource,
+    factory: ProberFactory,
+    shard: Option<(u32, u32)>,
+}
+
+impl Exporter {
+    /// Loads the configuration and starts probing. The first load must succeed.
+    pub fn start(
+        source: ConfigSource,
+        factory: ProberFactory,
+        shard: Option<(u32, u32)>,
+    ) -> Result<Arc<Self>, String> {
+        let config = load(&source)?;
+        let prober = factory(&config)?;
+        let shared = Arc::new(Shared {
+            store: Store::default(),
+            metrics: SelfMetrics::new(),
+            prober: RwLock::new(Arc::new(prober)),
+            semaphore: RwLock::new(Arc::new(Semaphore::new(config.concurrency))),
+            config: RwLock::new(Arc::new(config.clone())),
+            ready: AtomicBool::new(false),
+        });
+        let exporter = Arc::new(Self {
+            shared,
+            scheduler: Mutex::new(Scheduler::default()),
+            source,
+            factory,
+            shard,
+        });
+        exporter.apply(config, None);
+        exporter.shared.ready.store(true, Ordering::Relaxed);
+        Ok(exporter)
+    }
+
+    /// State shared with the web handlers.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Reloads the configuration. A bad one keeps the running configuration.
+    pub fn reload(&self) -> Result<usize, String> {
+        let result = load(&self.source).and_then(|config| {
+            let prober = (self.factory)(&config)?;
+            Ok((config, prober))
+        });
+        match result {
+            Ok((config, prober)) => {
+                let count = self.apply(config, Some(prober));
+                tracing::info!(domains = count, "configuration reloaded");
+                Ok(count)
+            }
+            Err(error) => {
+                self.shared.metrics.config_loaded(false, 0);
+                tracing::error!(%error, "configuration reload failed; keeping the running configuration");
+                Err(error)
+            }
+        }
+    }
+
+    fn apply(&self, config: Config, prober: Option<Prober>) -> usize {
+        let old_concurrency = self.shared.config().concurrency;
+        let domains: Vec<Arc<DomainConfig>> = config
+            .domains
+            .iter()
+            .filter(|d| self.in_shard(&d.domain))
+            .map(|d| match self.shared.store.get(&d.domain) {
+                // An unchanged domain keeps its task, and with it its schedule.
+                Some(entry) if *entry.config == *d => entry.config,
+                _ => Arc::new(d.clone()),
+            })
+            .collect();
+        if let Some(prober) = prober {
+            *self
+                .shared
+                .prober
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(prober);
+        }
+        if config.concurrency != old_concurrency {
+            *self
+                .shared
+                .semaphore
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Arc::new(Semaphore::new(config.concurrency));
+        }
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        self.shared.store.replace_domains(&domains);
+        self.scheduler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .apply(&self.shared, &domains);
+        self.shared.metrics.config_loaded(true, domains.len());
+        domains.len()
+    }
+
+    fn in_shard(&self, domain: &str) -> bool {
+        match self.shard {
+            Some((index, count)) => fnv1a(domain) % u64::from(count) == u64::from(index - 1),
+            None => true,
+        }
+    }
+
+    /// Probes `target` now (the `/probe` endpoint), within `deadline` when the scraper gave one.
+    pub async fn probe_now(
+        &self,
+        target: &str,
+        deadline: Option<Duration>,
+    ) -> Result<(ProbeReport, Arc<DomainConfig>), ProbeRefusal> {
+        let config = self.shared.config();
+        let target = target.trim();
+        let domain = normalize_domain(domain_of(target))
+            .map_err(|_| ProbeRefusal::Invalid(target.to_owned()))?;
+        if target.contains('@') && target.split('@').next().is_none_or(str::is_empty) {
+            return Err(ProbeRefusal::Invalid(target.to_owned()));
+        }
+        let entry = match config.domain(&domain) {
+            Some(entry) => {
+                let mut entry = entry.clone();
+                if target.contains('@') {
+                    entry.address = target.to_owned();
+                }
+                entry
+            }
+            None if config.allow_any_target => DomainConfig {
+                address: config.address_for(target),
+                labels: Default::default(),
+                interval: config.defaults.interval,
+                probe: config.ad_hoc_options(),
+                domain: domain.clone(),
+            },
+            None => return Err(ProbeRefusal::NotConfigured(domain)),
+        };
+        let mut options: ProbeOptions = entry.probe.clone();
+        if let Some(deadline) = deadline {
+            options.timeout = options.timeout.min(deadline);
+        }
+        let report = self.shared.prober().probe(&entry.address, &options).await;
+        Ok((report, Arc::new(entry)))
+    }
+
+    /// Stops background probing.
+    pub fn stop(&self) {
+        self.scheduler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stop();
+    }
+}
+
+fn load(source: &ConfigSource) -> Result<Config, String> {
+    match source {
+        ConfigSource::File(path) => Config::load(path).map_err(|e| e.to_string()),
+        ConfigSource::Fixed(config) => Ok((**config).clone()),
+    }
+}

@@ -1,0 +1,105 @@
+//! The latest result of every configured domain. Scrapes read it; probes replace one entry at a
+//! time; a reload adds and removes entries.
+
+use crate::config::DomainConfig;
+use crate::render::metrics::{self, DomainSamples};
+use crate::report::ProbeReport;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A domain's configuration and its latest probe.
+#[derive(Clone, Debug)]
+pub struct DomainEntry {
+    /// The configuration it is probed with.
+    pub config: Arc<DomainConfig>,
+    /// The latest finished probe, if any.
+    pub latest: Option<Arc<Latest>>,
+}
+
+/// A finished probe and its rendered samples.
+#[derive(Debug)]
+pub struct Latest {
+    /// The report.
+    pub report: ProbeReport,
+    /// Its metric lines.
+    pub samples: DomainSamples,
+}
+
+/// All domains, by name.
+#[derive(Debug, Default)]
+pub struct Store {
+    domains: RwLock<BTreeMap<String, DomainEntry>>,
+}
+
+impl Store {
+    /// Read access for rendering.
+    pub fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, DomainEntry>> {
+        self.domains
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, DomainEntry>> {
+        self.domains
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes the store hold exactly `domains`; kept domains keep their latest probe (re-rendered
+    /// when their labels or interval changed).
+    pub fn replace_domains(&self, domains: &[Arc<DomainConfig>]) {
+        let mut map = self.write();
+        let mut next = BTreeMap::new();
+        for config in domains {
+            let latest = map.remove(&config.domain).and_then(|old| {
+                let latest = old.latest?;
+                if old.config.labels == config.labels && old.config.interval == config.interval {
+                    Some(latest)
+                } else {
+                    Some(Arc::new(render(config, latest.report.clone())))
+                }
+            });
+            next.insert(
+                config.domain.clone(),
+                DomainEntry {
+                    config: config.clone(),
+                    latest,
+                },
+            );
+        }
+        *map = next;
+    }
+
+    /// Records a finished probe, unless the domain was removed (or reconfigured) meanwhile.
+    pub fn record(&self, config: &Arc<DomainConfig>, report: ProbeReport) {
+        let latest = Arc::new(render(config, report));
+        let mut map = self.write();
+        if let Some(entry) = map.get_mut(&config.domain)
+            && Arc::ptr_eq(&entry.config, config)
+        {
+            entry.latest = Some(latest);
+        }
+    }
+
+    /// The entry of one domain.
+    pub fn get(&self, domain: &str) -> Option<DomainEntry> {
+        self.read().get(domain).cloned()
+    }
+
+    /// Number of domains.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// No domains.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Renders a report's samples with the domain's labels.
+pub fn render(config: &DomainConfig, report: ProbeReport) -> Latest {
+    let labels = metrics::domain_labels(&config.domain, &config.labels);
+    let samples = metrics::render_domain(&report, &labels, config.interval);
+    Latest { report, samples }
+}

@@ -1,0 +1,320 @@
+//! The HTTP server: `/metrics`, `/probe`, `/`, `/domains/D`, `/-/reload`, `/-/healthy`,
+//! `/-/ready`. The caller binds the listener, so tests serve on `127.0.0.1:0`.
+
+use super::web_config::WebConfig;
+use super::{Exporter, ProbeRefusal};
+use crate::net::tls::unix_now;
+use crate::render::html;
+use crate::render::metrics::{self, Format};
+use crate::render::trace::{self, Colour};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Subtracted from Prometheus's scrape timeout so the answer arrives before it gives up.
+const SCRAPE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+
+/// Serves until `shutdown` completes, then lets open requests finish (up to 5 s).
+pub async fn serve(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    web: Option<Arc<WebConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (tcp, _) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let exporter = exporter.clone();
+        let web = web.clone();
+        let service = {
+            let web = web.clone();
+            service_fn(move |request| {
+                let exporter = exporter.clone();
+                let web = web.clone();
+                async move { Ok::<_, Infallible>(handle(&exporter, web.as_deref(), request).await) }
+            })
+        };
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10));
+        match web.as_ref().and_then(|w| w.tls.clone()) {
+            Some(acceptor) => {
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls =
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            _ => return,
+                        };
+                    let connection = builder.serve_connection(TokioIo::new(tls), service);
+                    let _ = watcher.watch(connection).await;
+                });
+            }
+            None => {
+                let connection = builder.serve_connection(TokioIo::new(tcp), service);
+                let watched = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = watched.await;
+                });
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+async fn handle(
+    exporter: &Exporter,
+    web: Option<&WebConfig>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let mut response = route(exporter, web, request).await;
+    if let Some(web) = web {
+        for (name, value) in &web.headers {
+            if let (Ok(name), Ok(value)) = (
+                hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
+    response
+}
+
+async fn route(
+    exporter: &Exporter,
+    web: Option<&WebConfig>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if let Some(web) = web {
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !web.authorize(header) {
+            let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"autodiscover-exporter\""),
+            );
+            return response;
+        }
+    }
+    let shared = exporter.shared();
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let accept = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let query = parse_query(request.uri().query());
+    match (method, path.as_str()) {
+        (Method::GET | Method::HEAD, "/metrics") => {
+            let format = Format::negotiate(accept.as_deref());
+            let mut out = String::new();
+            {
+                let store = shared.store.read();
+                out.reserve(
+                    store
+                        .values()
+                        .filter_map(|e| e.latest.as_ref())
+                        .map(|l| l.samples.len())
+                        .sum::<usize>()
+                        + 8192,
+                );
+                metrics::write_domains(
+                    &mut out,
+                    format,
+                    store
+                        .values()
+                        .filter_map(|e| e.latest.as_ref().map(|l| &l.samples)),
+                );
+            }
+            shared.metrics.encode(&mut out, format);
+            with_type(
+                Response::new(Full::new(Bytes::from(out))),
+                format.content_type(),
+            )
+        }
+        (Method::GET, "/probe") => {
+            let Some(target) = query
+                .iter()
+                .find(|(k, _)| k == "target")
+                .map(|(_, v)| v.clone())
+            else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "missing the target parameter: /probe?target=DOMAIN_OR_ADDRESS\n",
+                );
+            };
+            let debug = query.iter().any(|(k, v)| k == "debug" && v == "true");
+            let deadline = request
+                .headers()
+                .get("X-Prometheus-Scrape-Timeout-Seconds")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map(|v| {
+                    Duration::from_secs_f64(v)
+                        .saturating_sub(SCRAPE_TIMEOUT_OFFSET)
+                        .max(Duration::from_millis(500))
+                });
+            match exporter.probe_now(&target, deadline).await {
+                Err(refusal @ (ProbeRefusal::Invalid(_) | ProbeRefusal::NotConfigured(_))) => {
+                    text(StatusCode::BAD_REQUEST, &format!("{refusal}\n"))
+                }
+                Ok((report, config)) => {
+                    let latest = super::store::render(&config, report);
+                    let format = Format::negotiate(accept.as_deref());
+                    let mut out = String::new();
+                    metrics::write_domains(&mut out, format, std::iter::once(&latest.samples));
+                    if debug {
+                        let body = format!(
+                            "Trace of the probe\n\n{}\n\nMetrics that would have been returned\n\n{}",
+                            trace::render(&latest.report, Colour::Off),
+                            out
+                        );
+                        return text(StatusCode::OK, &body);
+                    }
+                    if format == Format::OpenMetrics {
+                        out.push_str("# EOF\n");
+                    }
+                    with_type(
+                        Response::new(Full::new(Bytes::from(out))),
+                        format.content_type(),
+                    )
+                }
+            }
+        }
+        (Method::GET, "/") => {
+            let entries: Vec<_> = shared.store.read().values().cloned().collect();
+            html_response(html::status_page(&entries, unix_now()))
+        }
+        (Method::GET, p) if p.starts_with("/domains/") => {
+            let raw = &p["/domains/".len()..];
+            let domain = percent_decode(raw)
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let Some(entry) = shared.store.get(&domain) else {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    &format!("{domain} is not a configured domain\n"),
+                );
+            };
+            let wants_json = accept
+                .as_deref()
+                .is_some_and(|a| a.contains("application/json"))
+                || query.iter().any(|(k, v)| k == "format" && v == "json");
+            if wants_json {
+                return match &entry.latest {
+                    Some(latest) => match serde_json::to_string_pretty(&latest.report) {
+                        Ok(json) => with_type(
+                            Response::new(Full::new(Bytes::from(json))),
+                            "application/json",
+                        ),
+                        Err(error) => {
+                            text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"))
+                        }
+                    },
+                    None => with_type(
+                        Response::new(Full::new(Bytes::from_static(b"null"))),
+                        "application/json",
+                    ),
+                };
+            }
+            html_response(html::domain_page(&entry, unix_now()))
+        }
+        (Method::POST | Method::PUT, "/-/reload") => match exporter.reload() {
+            Ok(count) => text(
+                StatusCode::OK,
+                &format!("configuration reloaded: {count} domains\n"),
+            ),
+            Err(error) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("failed to reload config: {error}\n"),
+            ),
+        },
+        (_, "/-/reload") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use POST to reload the configuration\n",
+        ),
+        (Method::GET | Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
+        (Method::GET | Method::HEAD, "/-/ready") => {
+            if shared.is_ready() {
+                text(StatusCode::OK, "Ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n")
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+    }
+}
+
+fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .take(16)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("d={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = with_type(
+        Response::new(Full::new(Bytes::from(body.to_owned()))),
+        "text/plain; charset=utf-8",
+    );
+    *response.status_mut() = status;
+    response
+}
+
+fn html_response(body: String) -> Response<Full<Bytes>> {
+    with_type(
+        Response::new(Full::new(Bytes::from(body))),
+        "text/html; charset=utf-8",
+    )
+}
+
+fn with_type(
+    mut response: Response<Full<Bytes>>,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

@@ -1,0 +1,539 @@
+//! A `ProbeReport` as Prometheus metrics.
+//!
+//! The sample lines of a domain are rendered once, when its probe finishes, and kept per metric
+//! family; a scrape writes each family's header and concatenates the domains' lines. Scrapes
+//! never wait for a probe and cost a copy, which keeps 10,000 domains well under 100 ms.
+
+use crate::autodiscover::facts::StepTrace;
+use crate::autodiscover::step::{Outcome, StepId, StepStatus};
+use crate::report::ProbeReport;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Classic,
+    /// OpenMetrics 1.0.
+    OpenMetrics,
+}
+
+impl Format {
+    /// Picks the format the scraper asks for in its `Accept` header.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        match accept {
+            Some(accept) if accept.contains("application/openmetrics-text") => Self::OpenMetrics,
+            _ => Self::Classic,
+        }
+    }
+
+    /// The `Content-Type` of the response.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Classic => "text/plain; version=0.0.4; charset=utf-8",
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Gauge,
+    Info,
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    unit: Option<&'static str>,
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind: Kind::Gauge,
+        unit: None,
+    }
+}
+
+const fn seconds(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind: Kind::Gauge,
+        unit: Some("seconds"),
+    }
+}
+
+const fn info(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind: Kind::Info,
+        unit: None,
+    }
+}
+
+const SUCCESS: usize = 0;
+const OUTCOME: usize = 1;
+const STEP_REACHED: usize = 2;
+const STEP_STATUS: usize = 3;
+const STEP_DURATION: usize = 4;
+const CERT_PROMPT: usize = 5;
+const NAME_MISMATCH: usize = 6;
+const REDIRECT_PROMPT: usize = 7;
+const SRV_PRESENT: usize = 8;
+const SRV_INFO: usize = 9;
+const ENDPOINT_INFO: usize = 10;
+const DAYS_TO_EXPIRY: usize = 11;
+const NOT_AFTER: usize = 12;
+const CERT_INFO: usize = 13;
+const PROBE_DURATION: usize = 14;
+const PROBE_TIMESTAMP: usize = 15;
+const PROBE_INTERVAL: usize = 16;
+
+/// Number of per-domain metric families.
+pub const FAMILY_COUNT: usize = 17;
+
+const FAMILIES: [Family; FAMILY_COUNT] = [
+    gauge(
+        "autodiscover_probe_success",
+        "1 when Outlook finds an endpoint without a certificate alert (from the latest background probe).",
+    ),
+    gauge(
+        "autodiscover_outcome",
+        "Verdict of the latest probe: 1 for the current outcome, 0 for the others.",
+    ),
+    gauge(
+        "autodiscover_step_reached",
+        "Step where Outlook finds its endpoint: 1 root_domain, 2 autodiscover_domain, 3 http_redirect, 4 srv_record, 0 none.",
+    ),
+    gauge(
+        "autodiscover_step_status",
+        "1, labelled with the current status of each step.",
+    ),
+    seconds(
+        "autodiscover_step_duration_seconds",
+        "Time spent on each step of the latest probe.",
+    ),
+    gauge(
+        "autodiscover_certificate_prompt",
+        "1 if Outlook shows a certificate security alert at this step.",
+    ),
+    gauge(
+        "autodiscover_certificate_name_mismatch",
+        "1 if the certificate presented for host does not cover that name.",
+    ),
+    gauge(
+        "autodiscover_redirect_prompt",
+        "1 if Outlook asks the user to allow a redirect (HTTP redirect or SRV endpoint).",
+    ),
+    gauge(
+        "autodiscover_srv_record_present",
+        "1 if _autodiscover._tcp has a record clients use (real target, port 443).",
+    ),
+    info(
+        "autodiscover_srv_record",
+        "One series per SRV record of _autodiscover._tcp.",
+    ),
+    info(
+        "autodiscover_endpoint",
+        "The endpoint Outlook finds, with its step and URL.",
+    ),
+    gauge(
+        "autodiscover_certificate_days_to_expiry",
+        "Days until the leaf certificate presented for host expires (earliest across its addresses; negative once expired).",
+    ),
+    seconds(
+        "autodiscover_certificate_not_after_timestamp_seconds",
+        "notAfter of the leaf certificate presented for host, Unix time (earliest across its addresses).",
+    ),
+    info(
+        "autodiscover_certificate",
+        "One series per distinct leaf certificate presented for host.",
+    ),
+    seconds(
+        "autodiscover_probe_duration_seconds",
+        "Duration of the latest probe.",
+    ),
+    seconds(
+        "autodiscover_probe_timestamp_seconds",
+        "When the latest probe finished, Unix time.",
+    ),
+    seconds(
+        "autodiscover_probe_interval_seconds",
+        "Configured interval between probes of the domain.",
+    ),
+];
+
+/// The rendered sample lines of one domain, per family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainSamples {
+    families: Vec<String>,
+}
+
+impl DomainSamples {
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.families.iter().map(String::len).sum()
+    }
+
+    /// Nothing rendered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The label prefix of a domain: `domain="d",customer="c"` (sorted custom labels).
+pub fn domain_labels(domain: &str, labels: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    push_label(&mut out, "domain", domain);
+    for (name, value) in labels {
+        out.push(',');
+        push_label(&mut out, name, value);
+    }
+    out
+}
+
+/// Renders a domain's sample lines.
+pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration) -> DomainSamples {
+    let mut f: Vec<String> = vec![String::new(); FAMILY_COUNT];
+    let b = base_labels;
+    sample(
+        &mut f[SUCCESS],
+        SUCCESS,
+        b,
+        &[],
+        bool_value(report.success()),
+    );
+    for outcome in Outcome::ALL {
+        sample(
+            &mut f[OUTCOME],
+            OUTCOME,
+            b,
+            &[("outcome", outcome.as_str())],
+            bool_value(report.outcome == outcome),
+        );
+    }
+    let reached = report.endpoint.as_ref().map_or(0, |e| e.step.number());
+    sample(
+        &mut f[STEP_REACHED],
+        STEP_REACHED,
+        b,
+        &[],
+        f64::from(reached),
+    );
+    for step in &report.steps {
+        let name = step.step.as_str();
+        sample(
+            &mut f[STEP_STATUS],
+            STEP_STATUS,
+            b,
+            &[("step", name), ("status", step.status.as_str())],
+            1.0,
+        );
+        sample(
+            &mut f[STEP_DURATION],
+            STEP_DURATION,
+            b,
+            &[("step", name)],
+            step.duration_seconds,
+        );
+    }
+    for step in StepId::ALL {
+        let prompt = report.certificate_prompts.contains(&step);
+        sample(
+            &mut f[CERT_PROMPT],
+            CERT_PROMPT,
+            b,
+            &[("step", step.as_str())],
+            bool_value(prompt),
+        );
+    }
+    sample(
+        &mut f[REDIRECT_PROMPT],
+        REDIRECT_PROMPT,
+        b,
+        &[],
+        bool_value(report.redirect_prompt),
+    );
+    sample(
+        &mut f[SRV_PRESENT],
+        SRV_PRESENT,
+        b,
+        &[],
+        bool_value(report.srv.present),
+    );
+    for record in &report.srv.records {
+        let (port, priority, weight) = (
+            record.port.to_string(),
+            record.priority.to_string(),
+            record.weight.to_string(),
+        );
+        sample(
+            &mut f[SRV_INFO],
+            SRV_INFO,
+            b,
+            &[
+                ("target", &record.target),
+                ("port", &port),
+                ("priority", &priority),
+                ("weight", &weight),
+            ],
+            1.0,
+        );
+    }
+    if let Some(endpoint) = &report.endpoint {
+        sample(
+            &mut f[ENDPOINT_INFO],
+            ENDPOINT_INFO,
+            b,
+            &[("step", endpoint.step.as_str()), ("url", &endpoint.url)],
+            1.0,
+        );
+    }
+    for step in &report.steps {
+        render_certificates(&mut f, b, step);
+    }
+    sample(
+        &mut f[PROBE_DURATION],
+        PROBE_DURATION,
+        b,
+        &[],
+        report.duration_seconds,
+    );
+    sample(
+        &mut f[PROBE_TIMESTAMP],
+        PROBE_TIMESTAMP,
+        b,
+        &[],
+        report.finished_at(),
+    );
+    sample(
+        &mut f[PROBE_INTERVAL],
+        PROBE_INTERVAL,
+        b,
+        &[],
+        interval.as_secs_f64(),
+    );
+    DomainSamples { families: f }
+}
+
+struct HostCertificates {
+    mismatch: bool,
+    not_after: i64,
+    days: f64,
+    leaves: Vec<[String; 4]>,
+}
+
+fn render_certificates(f: &mut [String], b: &str, step: &StepTrace) {
+    let mut hosts: BTreeMap<String, HostCertificates> = BTreeMap::new();
+    for hop in &step.hops {
+        for attempt in &hop.addresses {
+            let Some(tls) = &attempt.tls else { continue };
+            let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
+                continue;
+            };
+            let entry = hosts
+                .entry(hop.host().to_owned())
+                .or_insert(HostCertificates {
+                    mismatch: false,
+                    not_after: leaf.not_after,
+                    days: leaf.days_to_expiry,
+                    leaves: Vec::new(),
+                });
+            entry.mismatch |= !verdict.name_matches;
+            entry.not_after = entry.not_after.min(leaf.not_after);
+            entry.days = entry.days.min(leaf.days_to_expiry);
+            let identity = [
+                leaf.subject.clone(),
+                leaf.issuer.clone(),
+                leaf.serial.clone(),
+                leaf.fingerprint_sha256.clone(),
+            ];
+            if !entry.leaves.contains(&identity) {
+                entry.leaves.push(identity);
+            }
+        }
+    }
+    let step_name = step.step.as_str();
+    for (host, certs) in &hosts {
+        let labels = [("step", step_name), ("host", host.as_str())];
+        sample(
+            &mut f[NAME_MISMATCH],
+            NAME_MISMATCH,
+            b,
+            &labels,
+            bool_value(certs.mismatch),
+        );
+        sample(
+            &mut f[DAYS_TO_EXPIRY],
+            DAYS_TO_EXPIRY,
+            b,
+            &labels,
+            certs.days,
+        );
+        sample(
+            &mut f[NOT_AFTER],
+            NOT_AFTER,
+            b,
+            &labels,
+            certs.not_after as f64,
+        );
+        for [subject, issuer, serial, fingerprint] in &certs.leaves {
+            sample(
+                &mut f[CERT_INFO],
+                CERT_INFO,
+                b,
+                &[
+                    ("step", step_name),
+                    ("host", host.as_str()),
+                    ("subject", subject),
+                    ("issuer", issuer),
+                    ("serial", serial),
+                    ("fingerprint_sha256", fingerprint),
+                ],
+                1.0,
+            );
+        }
+    }
+}
+
+/// Writes every per-domain family for `domains`, headers included.
+pub fn write_domains<'a>(
+    out: &mut String,
+    format: Format,
+    domains: impl Iterator<Item = &'a DomainSamples> + Clone,
+) {
+    for (index, family) in FAMILIES.iter().enumerate() {
+        write_header(out, format, family);
+        for samples in domains.clone() {
+            if let Some(lines) = samples.families.get(index) {
+                out.push_str(lines);
+            }
+        }
+    }
+}
+
+/// Every per-domain metric name, as exposed (for documentation and tests).
+pub fn metric_names() -> Vec<String> {
+    FAMILIES
+        .iter()
+        .map(|f| match f.kind {
+            Kind::Gauge => f.name.to_owned(),
+            Kind::Info => format!("{}_info", f.name),
+        })
+        .collect()
+}
+
+fn write_header(out: &mut String, format: Format, family: &Family) {
+    let (name, kind) = match (format, family.kind) {
+        (Format::Classic, Kind::Info) => (format!("{}_info", family.name), "gauge"),
+        (Format::OpenMetrics, Kind::Info) => (family.name.to_owned(), "info"),
+        (_, Kind::Gauge) => (family.name.to_owned(), "gauge"),
+    };
+    let _ = writeln!(out, "# HELP {name} {}", family.help);
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    if let (Format::OpenMetrics, Some(unit)) = (format, family.unit) {
+        let _ = writeln!(out, "# UNIT {name} {unit}");
+    }
+}
+
+fn sample(out: &mut String, family: usize, base: &str, labels: &[(&str, &str)], value: f64) {
+    let family = &FAMILIES[family];
+    out.push_str(family.name);
+    if let Kind::Info = family.kind {
+        out.push_str("_info");
+    }
+    out.push('{');
+    out.push_str(base);
+    for (name, value) in labels {
+        out.push(',');
+        push_label(out, name, value);
+    }
+    out.push_str("} ");
+    push_value(out, value);
+    out.push('\n');
+}
+
+fn push_label(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn push_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+fn bool_value(value: bool) -> f64 {
+    if value { 1.0 } else { 0.0 }
+}
+
+/// Step status label values, for documentation.
+pub fn status_values() -> Vec<&'static str> {
+    StepStatus::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped() {
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            "customer".to_owned(),
+            "A \"quoted\"\\back\nslash".to_owned(),
+        );
+        assert_eq!(
+            domain_labels("a.example", &labels),
+            "domain=\"a.example\",customer=\"A \\\"quoted\\\"\\\\back\\nslash\""
+        );
+    }
+
+    #[test]
+    fn values_are_formatted_like_prometheus() {
+        let mut out = String::new();
+        for v in [1.0, 0.0, -3.0, 0.25, 1.7e9, f64::NAN, f64::INFINITY] {
+            push_value(&mut out, v);
+            out.push(' ');
+        }
+        assert_eq!(out, "1 0 -3 0.25 1700000000 NaN +Inf ");
+    }
+
+    #[test]
+    fn accept_header_picks_the_format() {
+        assert_eq!(Format::negotiate(None), Format::Classic);
+        assert_eq!(
+            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::Classic
+        );
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Renderers: a `ProbeReport` as a text trace, Prometheus metrics, HTML.
+
+pub mod html;
+pub mod metrics;
+pub mod trace;

@@ -1,0 +1,376 @@
+//! The step-by-step text trace of a probe (what `check` prints and `/probe?debug=true` returns).
+
+use crate::autodiscover::facts::{
+    AddressAttempt, BodyKind, ConnectResult, HopOrigin, HostLookup, HttpExchange, HttpFailure,
+    StepTrace, Validity,
+};
+use crate::autodiscover::pox::PoxResponse;
+use crate::autodiscover::step::{Outcome, StepStatus};
+use crate::findings::{Severity, date};
+use crate::report::{ProbeReport, RedirectHop};
+use std::fmt::Write;
+
+/// Whether to colour the output with ANSI escapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colour {
+    /// Plain text.
+    Off,
+    /// ANSI colours.
+    On,
+}
+
+/// Renders the whole trace.
+pub fn render(report: &ProbeReport, colour: Colour) -> String {
+    let p = Painter(colour);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        p.bold(&format!("Autodiscover for {}", report.address))
+    );
+    let _ = writeln!(
+        out,
+        "Verdict:  {} - {}",
+        p.outcome(report.outcome),
+        report.outcome.describe()
+    );
+    match &report.endpoint {
+        Some(endpoint) => {
+            let _ = writeln!(out, "Endpoint: {} via {}", endpoint.url, endpoint.step);
+        }
+        None => {
+            let _ = writeln!(out, "Endpoint: none");
+        }
+    }
+    if !report.certificate_prompts.is_empty() {
+        let steps: Vec<&str> = report
+            .certificate_prompts
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        let _ = writeln!(out, "Certificate alert at: {}", steps.join(", "));
+    }
+    if report.redirect_prompt {
+        let _ = writeln!(
+            out,
+            "Redirect prompt: Outlook asks the user to allow the redirect"
+        );
+    }
+    for (index, (address, steps)) in report.discoveries().enumerate() {
+        if index > 0 {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                p.bold(&format!("Discovery restarted for {address} (redirectAddr)"))
+            );
+        }
+        for step in steps {
+            out.push('\n');
+            render_step(&mut out, &p, step);
+        }
+    }
+    if !report.redirects.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("Redirects"));
+        for hop in &report.redirects {
+            let _ = match hop {
+                RedirectHop::Url { step, from, to } => writeln!(out, "  {step}: {from} -> {to}"),
+                RedirectHop::Address { step, from, to } => {
+                    writeln!(out, "  {step}: address {from} -> {to}")
+                }
+            };
+        }
+    }
+    let _ = writeln!(out, "\n{}", p.bold("Findings"));
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for finding in &report.findings {
+        let label = format!("{:<7}", finding.severity.as_str().to_uppercase());
+        let _ = writeln!(
+            out,
+            "  {} {}: {}",
+            p.severity(finding.severity, &label),
+            finding.code,
+            finding.message
+        );
+        let _ = writeln!(out, "          fix: {}", finding.hint);
+    }
+    let _ = writeln!(out, "\nProbe took {:.3} s.", report.duration_seconds);
+    out
+}
+
+fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
+    let _ = writeln!(
+        out,
+        "{} {} - {}  [{}]  {}",
+        p.bold(&format!("{}.", step.step.number())),
+        p.bold(step.step.as_str()),
+        step.step.title(),
+        p.status(step.status),
+        millis(step.duration_seconds)
+    );
+    if step.status == StepStatus::Excluded {
+        let _ = writeln!(
+            out,
+            "   excluded by policy ({})",
+            step.step.outlook_policy()
+        );
+        return;
+    }
+    if let Some(srv) = &step.srv {
+        let records: Vec<String> = srv
+            .records
+            .iter()
+            .map(|r| format!("{} {} {} {}", r.priority, r.weight, r.port, r.target))
+            .collect();
+        let detail = if records.is_empty() {
+            srv.answer.describe()
+        } else {
+            records.join("; ")
+        };
+        let _ = writeln!(
+            out,
+            "   SRV {}: {}  {}",
+            srv.name,
+            detail,
+            millis(srv.duration_seconds)
+        );
+        if step.hops.is_empty() && !srv.records.is_empty() {
+            let _ = writeln!(
+                out,
+                "   no record a client would use (needs a real target on port 443)"
+            );
+        }
+    }
+    for hop in &step.hops {
+        let method = if hop.url.starts_with("http://") {
+            "GET "
+        } else {
+            "POST"
+        };
+        let origin = match &hop.origin {
+            HopOrigin::Start => String::new(),
+            HopOrigin::HttpRedirect { status } => format!("  (HTTP {status} redirect)"),
+            HopOrigin::PoxRedirectUrl => "  (redirectUrl)".into(),
+            HopOrigin::SrvTarget { record } => {
+                format!(
+                    "  (SRV {} {} {} {})",
+                    record.priority, record.weight, record.port, record.target
+                )
+            }
+        };
+        let _ = writeln!(out, "   {method} {}{origin}", hop.url);
+        if let Some(lookup) = &hop.lookup {
+            render_lookup(out, lookup);
+        }
+        for attempt in &hop.addresses {
+            render_attempt(out, p, attempt);
+        }
+        if let Some(reason) = &hop.redirect_refused {
+            let _ = writeln!(out, "   redirect refused: {reason}");
+        }
+    }
+}
+
+fn render_lookup(out: &mut String, lookup: &HostLookup) {
+    let mut chain: Vec<String> = lookup
+        .cname_chain
+        .iter()
+        .map(|hop| format!("CNAME {} (ttl {})", hop.target, hop.ttl))
+        .collect();
+    let answer = if lookup.addresses.is_empty() {
+        format!("A {}; AAAA {}", lookup.a.describe(), lookup.aaaa.describe())
+    } else {
+        let addresses: Vec<String> = lookup.addresses.iter().map(ToString::to_string).collect();
+        addresses.join(", ")
+    };
+    chain.push(answer);
+    let _ = writeln!(
+        out,
+        "   DNS {}: {}  {}",
+        lookup.host,
+        chain.join(" -> "),
+        millis(lookup.duration_seconds)
+    );
+}
+
+fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
+    let connect = match &attempt.connect {
+        ConnectResult::Connected => format!("TCP connected {}", millis(attempt.connect_seconds)),
+        ConnectResult::Refused => "TCP refused".to_owned(),
+        ConnectResult::Timeout => {
+            format!("TCP no answer after {}", millis(attempt.connect_seconds))
+        }
+        ConnectResult::Failed { detail } => format!("TCP failed: {detail}"),
+    };
+    let _ = writeln!(out, "   - {}  {connect}", attempt.address);
+    if let Some(tls) = &attempt.tls {
+        if tls.established {
+            let _ = writeln!(
+                out,
+                "       TLS {} {}  {}",
+                tls.version.as_deref().unwrap_or("?"),
+                tls.cipher.as_deref().unwrap_or(""),
+                millis(tls.duration_seconds)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "       TLS failed: {}  {}",
+                tls.error.as_deref().unwrap_or("handshake failed"),
+                millis(tls.duration_seconds)
+            );
+        }
+        if let Some(leaf) = tls.leaf() {
+            let _ = writeln!(
+                out,
+                "       certificate {}  issued by {}",
+                leaf.subject, leaf.issuer
+            );
+            let names = if leaf.dns_names.is_empty() {
+                "(none)".to_owned()
+            } else {
+                leaf.dns_names.join(", ")
+            };
+            let _ = writeln!(out, "         names: {names}");
+            let _ = writeln!(
+                out,
+                "         valid {} to {} ({} days left), serial {}, sha256 {}",
+                date(leaf.not_before),
+                date(leaf.not_after),
+                leaf.days_to_expiry.floor(),
+                leaf.serial,
+                leaf.fingerprint_sha256
+            );
+            if let Some(verdict) = &tls.verdict {
+                let check = |ok: bool| if ok { p.good("ok") } else { p.bad("FAIL") };
+                let dates = match verdict.validity {
+                    Validity::Valid => p.good("ok"),
+                    Validity::Expired => p.bad("EXPIRED"),
+                    Validity::NotYetValid => p.bad("NOT YET VALID"),
+                };
+                let trust_note = verdict
+                    .trust_error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "         name {} | trust {}{trust_note} | dates {}",
+                    check(verdict.name_matches),
+                    check(verdict.trusted),
+                    dates
+                );
+            }
+        }
+    }
+    if let Some(http) = &attempt.http {
+        let _ = writeln!(out, "       HTTP {}", describe_exchange(http));
+    }
+    if let Some(fingerprint) = &attempt.fingerprint {
+        let _ = writeln!(out, "       HTTP {}", describe_exchange(fingerprint));
+    }
+    let _ = writeln!(out, "       => {}", p.status(attempt.status));
+}
+
+fn describe_exchange(http: &HttpExchange) -> String {
+    let mut text = format!("{} ->", http.method);
+    match http.status {
+        Some(status) => {
+            let _ = write!(text, " {status}");
+        }
+        None => text.push_str(" no response"),
+    }
+    if let Some(location) = &http.location {
+        let _ = write!(text, " Location: {location}");
+    }
+    let schemes = http.auth_schemes();
+    if !schemes.is_empty() {
+        let _ = write!(text, " WWW-Authenticate: {}", schemes.join(", "));
+    }
+    for (name, value) in &http.exchange_headers {
+        let _ = write!(text, " {name}: {value}");
+    }
+    let body = match &http.body {
+        BodyKind::Empty => String::new(),
+        BodyKind::Html => format!(" HTML page ({} bytes)", http.body_bytes),
+        BodyKind::TooLarge => format!(" body over {} bytes, reading stopped", http.body_bytes),
+        BodyKind::Other { .. } => format!(" {} bytes, not Autodiscover", http.body_bytes),
+        BodyKind::Autodiscover { response } => match response {
+            PoxResponse::Settings { protocols, .. } => {
+                let kinds: Vec<&str> = protocols.iter().map(|p| p.kind.as_str()).collect();
+                format!(" Autodiscover settings ({})", kinds.join(", "))
+            }
+            PoxResponse::RedirectAddr { address } => {
+                format!(" Autodiscover redirectAddr {address}")
+            }
+            PoxResponse::RedirectUrl { url } => format!(" Autodiscover redirectUrl {url}"),
+            PoxResponse::Error { code, message } => format!(" Autodiscover error {code} {message}"),
+        },
+    };
+    text.push_str(&body);
+    match &http.failure {
+        Some(HttpFailure::Timeout) => text.push_str(" (timed out)"),
+        Some(HttpFailure::Protocol { detail }) => {
+            let _ = write!(text, " ({detail})");
+        }
+        None => {}
+    }
+    let _ = write!(text, "  {}", millis(http.duration_seconds));
+    text
+}
+
+fn millis(seconds: f64) -> String {
+    format!("{:.0} ms", seconds * 1000.0)
+}
+
+struct Painter(Colour);
+
+impl Painter {
+    fn paint(&self, code: &str, text: &str) -> String {
+        match self.0 {
+            Colour::On => format!("\x1b[{code}m{text}\x1b[0m"),
+            Colour::Off => text.to_owned(),
+        }
+    }
+
+    fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    fn good(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    fn bad(&self, text: &str) -> String {
+        self.paint("31", text)
+    }
+
+    fn outcome(&self, outcome: Outcome) -> String {
+        let code = match outcome {
+            Outcome::Ok => "1;32",
+            Outcome::RedirectPrompt => "1;33",
+            _ => "1;31",
+        };
+        self.paint(code, &outcome.as_str().to_uppercase())
+    }
+
+    fn status(&self, status: StepStatus) -> String {
+        let code = match status {
+            StepStatus::EndpointFound => "32",
+            StepStatus::Excluded | StepStatus::DnsNoRecord => "2",
+            s if s.is_certificate_prompt() => "31",
+            _ => "33",
+        };
+        self.paint(code, status.as_str())
+    }
+
+    fn severity(&self, severity: Severity, text: &str) -> String {
+        let code = match severity {
+            Severity::Error => "31",
+            Severity::Warning => "33",
+            Severity::Info => "36",
+        };
+        self.paint(code, text)
+    }
+}
