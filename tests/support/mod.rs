@@ -30,3 +30,178 @@ pub async fn probe(prober: &Prober, domain: &str) -> ProbeReport {
         .probe(&format!("someone@{domain}"), &fast_options())
         .await
 }
+
+use autodiscover_exporter::config::Config;
+use autodiscover_exporter::exporter::web_config::WebConfig;
+use autodiscover_exporter::exporter::{ConfigSource, Exporter, ProberFactory, web};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A running exporter on 127.0.0.1 probing the simulated world.
+pub struct RunningExporter {
+    pub address: SocketAddr,
+    pub exporter: Arc<Exporter>,
+    pub world: World,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningExporter {
+    /// Starts the exporter with `source` and waits until every configured domain has a result.
+    pub async fn start(source: ConfigSource, web_config: Option<WebConfig>) -> Self {
+        let world = scenarios::world().unwrap().start().await.unwrap();
+        let prober = world.prober().unwrap();
+        let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
+        let exporter = Exporter::start(source, factory, None).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(web::serve(
+            listener,
+            exporter.clone(),
+            web_config.map(Arc::new),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let running = Self {
+            address,
+            exporter,
+            world,
+            stop: Some(stop),
+            server: Some(server),
+        };
+        running.wait_for_results().await;
+        running
+    }
+
+    /// Waits (bounded) until every domain in the store has a probe result.
+    pub async fn wait_for_results(&self) {
+        for _ in 0..200 {
+            let done = self
+                .exporter
+                .shared()
+                .store
+                .read()
+                .values()
+                .all(|e| e.latest.is_some());
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("domains were not probed within 10 s");
+    }
+
+    /// Stops the server and the probes.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+        self.exporter.stop();
+    }
+}
+
+/// A configuration for the given catalogue domains, probed every 2 s with short timeouts.
+pub fn config_yaml(domains: &[(&str, &str)]) -> String {
+    let mut yaml = String::from(
+        "defaults:\n  interval: 2s\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 1500ms\nconcurrency: 4\ndomains:\n",
+    );
+    for (domain, customer) in domains {
+        yaml.push_str(&format!(
+            "  - domain: {domain}\n    email: someone@{domain}\n    labels: {{customer: {customer}}}\n"
+        ));
+    }
+    yaml
+}
+
+/// A fixed configuration.
+pub fn fixed(yaml: &str) -> ConfigSource {
+    ConfigSource::Fixed(Box::new(Config::parse(yaml).unwrap()))
+}
+
+/// A simple HTTP/1.1 response.
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+/// Sends one request over a fresh connection (plain TCP).
+pub async fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    send(tcp, address, method, path, headers).await
+}
+
+/// Sends one request over TLS, trusting `ca`.
+pub async fn request_tls(
+    address: SocketAddr,
+    ca: &rustls_pki_types::CertificateDer<'static>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("exporter.lab.example").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    send(tls, address, "GET", path, headers).await
+}
+
+async fn send<S>(
+    stream: S,
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Host", address.to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        sender.send_request(builder.body(Full::new(Bytes::new())).unwrap()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}

@@ -1,0 +1,421 @@
+//! The exporter's HTTP interface, served on 127.0.0.1 and probing the simulated world.
+
+mod support;
+
+use autodiscover_exporter::exporter::ConfigSource;
+use autodiscover_exporter::exporter::web_config::WebConfig;
+use autodiscover_exporter::lab::pki::{TestCa, Validity};
+use support::{RunningExporter, config_yaml, fixed, request, request_tls};
+
+const SEED: &[(&str, &str)] = &[
+    ("companya.example", "CompanyA"),
+    ("companyb.example", "CompanyB"),
+    ("companyc.example", "CompanyC"),
+    ("nothing.example", "Nothing"),
+];
+
+fn has(metrics: &str, line: &str) -> bool {
+    metrics.lines().any(|l| l == line)
+}
+
+#[tokio::test]
+async fn metrics_show_each_scenario() {
+    let running = RunningExporter::start(fixed(&config_yaml(SEED)), None).await;
+    let answer = request(running.address, "GET", "/metrics", &[]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let m = &answer.body;
+    let b = r#"domain="companyb.example",customer="CompanyB""#;
+    for line in [
+        format!("autodiscover_outcome{{{b},outcome=\"certificate_prompt\"}} 1"),
+        format!("autodiscover_outcome{{{b},outcome=\"ok\"}} 0"),
+        format!("autodiscover_certificate_prompt{{{b},step=\"root_domain\"}} 1"),
+        format!("autodiscover_certificate_prompt{{{b},step=\"srv_record\"}} 0"),
+        format!("autodiscover_srv_record_present{{{b}}} 1"),
+        format!("autodiscover_step_reached{{{b}}} 4"),
+        format!("autodiscover_probe_success{{{b}}} 0"),
+        format!("autodiscover_redirect_prompt{{{b}}} 1"),
+        format!("autodiscover_step_status{{{b},step=\"root_domain\",status=\"cert_name_mismatch\"}} 1"),
+        format!("autodiscover_certificate_name_mismatch{{{b},step=\"root_domain\",host=\"companyb.example\"}} 1"),
+        format!("autodiscover_srv_record_info{{{b},target=\"webmail.companya.example\",port=\"443\",priority=\"0\",weight=\"0\"}} 1"),
+        format!("autodiscover_endpoint_info{{{b},step=\"srv_record\",url=\"https://webmail.companya.example/Autodiscover/Autodiscover.xml\"}} 1"),
+        "autodiscover_step_reached{domain=\"companya.example\",customer=\"CompanyA\"} 2".to_owned(),
+        "autodiscover_probe_success{domain=\"companya.example\",customer=\"CompanyA\"} 1".to_owned(),
+        "autodiscover_outcome{domain=\"companyc.example\",customer=\"CompanyC\",outcome=\"redirect_prompt\"} 1".to_owned(),
+        "autodiscover_outcome{domain=\"nothing.example\",customer=\"Nothing\",outcome=\"not_found\"} 1".to_owned(),
+        "autodiscover_step_reached{domain=\"nothing.example\",customer=\"Nothing\"} 0".to_owned(),
+        "autodiscover_probe_interval_seconds{domain=\"nothing.example\",customer=\"Nothing\"} 2".to_owned(),
+        "autodiscover_exporter_domains 4".to_owned(),
+        "autodiscover_exporter_config_last_reload_successful 1".to_owned(),
+    ] {
+        assert!(has(m, &line), "missing {line}\n{m}");
+    }
+    // one certificate_info per distinct leaf, with identity labels
+    assert!(m.lines().any(|l| l.starts_with("autodiscover_certificate_info{domain=\"companyb.example\",customer=\"CompanyB\",step=\"srv_record\",host=\"webmail.companya.example\",subject=\"CN=webmail.companya.example\"")));
+    assert!(m.lines().any(|l| {
+        l.starts_with("autodiscover_certificate_days_to_expiry{domain=\"companya.example\"")
+    }));
+    assert!(m.lines().any(|l| l.starts_with(
+        "autodiscover_certificate_not_after_timestamp_seconds{domain=\"companya.example\""
+    )));
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("process_resident_memory_bytes "))
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("autodiscover_exporter_build_info{version="))
+    );
+    assert!(m.lines().any(|l| {
+        l.starts_with("autodiscover_exporter_probes_total{outcome=\"certificate_prompt\"}")
+    }));
+    // no endpoint, no endpoint_info series
+    assert!(!m.contains("autodiscover_endpoint_info{domain=\"nothing.example\""));
+
+    let open = request(
+        running.address,
+        "GET",
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )],
+    )
+    .await;
+    assert!(
+        open.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(open.body.ends_with("# EOF\n"));
+    assert!(open.body.contains("# TYPE autodiscover_certificate info\n"));
+    assert!(
+        open.body
+            .contains("# UNIT autodiscover_probe_duration_seconds seconds\n")
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn label_values_are_escaped() {
+    let yaml = "defaults:\n  interval: 2s\n  phase_timeout: 1s\ndomains:\n  - domain: nothing.example\n    labels: {customer: \"Say \\\"hi\\\" \\\\ bye\\nnow\"}\n";
+    let running = RunningExporter::start(fixed(yaml), None).await;
+    let m = request(running.address, "GET", "/metrics", &[]).await.body;
+    assert!(
+        has(
+            &m,
+            r#"autodiscover_probe_success{domain="nothing.example",customer="Say \"hi\" \\ bye\nnow"} 0"#
+        ),
+        "{m}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn reload_adds_removes_and_keeps_the_old_config_on_errors() {
+    let path = std::env::temp_dir().join(format!("autodiscover-reload-{}.yml", std::process::id()));
+    std::fs::write(&path, config_yaml(&SEED[..2])).unwrap();
+    let running = RunningExporter::start(ConfigSource::File(path.clone()), None).await;
+    let before = request(running.address, "GET", "/metrics", &[]).await.body;
+    assert!(before.contains("domain=\"companyb.example\""));
+
+    std::fs::write(
+        &path,
+        config_yaml(&[
+            ("companya.example", "CompanyA"),
+            ("companyc.example", "CompanyC"),
+        ]),
+    )
+    .unwrap();
+    let answer = request(running.address, "POST", "/-/reload", &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    running.wait_for_results().await;
+    let after = request(running.address, "GET", "/metrics", &[]).await.body;
+    assert!(
+        !after.contains("companyb.example"),
+        "removed domain still exported"
+    );
+    assert!(after.contains("domain=\"companyc.example\""));
+    assert!(has(&after, "autodiscover_exporter_domains 2"));
+
+    std::fs::write(&path, "domains:\n  - domain: [broken\n").unwrap();
+    let answer = request(running.address, "POST", "/-/reload", &[]).await;
+    assert_eq!(answer.status, 500);
+    assert!(
+        answer.body.contains("failed to reload config"),
+        "{}",
+        answer.body
+    );
+    let kept = request(running.address, "GET", "/metrics", &[]).await.body;
+    assert!(has(
+        &kept,
+        "autodiscover_exporter_config_last_reload_successful 0"
+    ));
+    assert!(
+        kept.contains("domain=\"companyc.example\""),
+        "running config was dropped"
+    );
+    assert_eq!(
+        request(running.address, "GET", "/-/reload", &[])
+            .await
+            .status,
+        405
+    );
+    running.stop().await;
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn probe_endpoint_answers_configured_targets_only() {
+    let running = RunningExporter::start(fixed(&config_yaml(SEED)), None).await;
+    let answer = request(
+        running.address,
+        "GET",
+        "/probe?target=companyb.example",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "9")],
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        has(
+            &answer.body,
+            "autodiscover_outcome{domain=\"companyb.example\",customer=\"CompanyB\",outcome=\"certificate_prompt\"} 1"
+        ),
+        "{}",
+        answer.body
+    );
+    assert!(
+        !answer.body.contains("companya.example\",customer"),
+        "other domains leaked into /probe"
+    );
+    assert!(
+        !answer.body.contains("autodiscover_exporter_"),
+        "exporter metrics leaked into /probe"
+    );
+
+    let refused = request(
+        running.address,
+        "GET",
+        "/probe?target=elsewhere.example",
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("not a configured domain"));
+    assert_eq!(
+        request(
+            running.address,
+            "GET",
+            "/probe?target=not%20a%20domain",
+            &[]
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        request(running.address, "GET", "/probe", &[]).await.status,
+        400
+    );
+
+    let debug = request(
+        running.address,
+        "GET",
+        "/probe?target=someone%40companyb.example&debug=true",
+        &[],
+    )
+    .await;
+    assert!(
+        debug
+            .body
+            .contains("Autodiscover for someone@companyb.example")
+    );
+    assert!(debug.body.contains("Metrics that would have been returned"));
+    running.stop().await;
+
+    let open = RunningExporter::start(
+        fixed("allow_any_target: true\ndefaults:\n  phase_timeout: 1s\n"),
+        None,
+    )
+    .await;
+    let answer = request(open.address, "GET", "/probe?target=companyc.example", &[]).await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.body.contains(
+            "autodiscover_outcome{domain=\"companyc.example\",outcome=\"redirect_prompt\"} 1"
+        ),
+        "{}",
+        answer.body
+    );
+    open.stop().await;
+}
+
+#[tokio::test]
+async fn status_page_and_domain_traces() {
+    let running = RunningExporter::start(fixed(&config_yaml(SEED)), None).await;
+    let page = request(running.address, "GET", "/", &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.body.starts_with("<!DOCTYPE html>"));
+    for needle in [
+        "<a href=\"/domains/companyb.example\">companyb.example</a>",
+        "class=\"v certificate_prompt\"",
+        "class=\"v ok\"",
+        "https://webmail.companya.example/Autodiscover/Autodiscover.xml",
+        "customer=CompanyB",
+        "yes (webmail.companya.example:443)",
+    ] {
+        assert!(page.body.contains(needle), "missing {needle}");
+    }
+    let trace = request(running.address, "GET", "/domains/companyb.example", &[]).await;
+    assert!(trace.body.contains("certificate_name_mismatch"));
+    assert!(
+        trace
+            .body
+            .contains("Remove the A/AAAA record of companyb.example")
+    );
+    let json = request(
+        running.address,
+        "GET",
+        "/domains/companyb.example",
+        &[("Accept", "application/json")],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(report["outcome"], "certificate_prompt");
+    assert_eq!(report["endpoint"]["step"], "srv_record");
+    assert_eq!(report["certificate_prompts"][0], "root_domain");
+    assert_eq!(report["srv"]["present"], true);
+    assert_eq!(
+        request(running.address, "GET", "/domains/unknown.example", &[])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        request(running.address, "GET", "/-/healthy", &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        request(running.address, "GET", "/-/ready", &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        request(running.address, "GET", "/nope", &[]).await.status,
+        404
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn web_config_serves_tls_and_checks_basic_auth() {
+    let dir = std::env::temp_dir().join(format!("autodiscover-web-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new("Web CA").unwrap();
+    let identity = ca
+        .issue(&["exporter.lab.example"], Validity::ValidFor { days: 30 })
+        .unwrap();
+    let cert_pem: String = identity
+        .chain
+        .iter()
+        .map(|c| pem_block("CERTIFICATE", c.as_ref()))
+        .collect();
+    let key_der = match &identity.key {
+        rustls_pki_types::PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        _ => panic!("unexpected key type"),
+    };
+    std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), pem_block("PRIVATE KEY", &key_der)).unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  prometheus: \"{hash}\"\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        dir.join("cert.pem").display(),
+        dir.join("key.pem").display()
+    );
+    std::fs::write(dir.join("web.yml"), web).unwrap();
+    let web_config = WebConfig::load(&dir.join("web.yml")).unwrap();
+    let running = RunningExporter::start(fixed(&config_yaml(&SEED[3..])), Some(web_config)).await;
+    let ca_der = ca.der().clone();
+
+    let anonymous = request_tls(running.address, &ca_der, "/metrics", &[]).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        anonymous.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    // base64("prometheus:s3cret") and base64("prometheus:wrong")
+    let good = request_tls(
+        running.address,
+        &ca_der,
+        "/metrics",
+        &[("Authorization", "Basic cHJvbWV0aGV1czpzM2NyZXQ=")],
+    )
+    .await;
+    assert_eq!(good.status, 200);
+    assert!(
+        good.body
+            .contains("autodiscover_outcome{domain=\"nothing.example\"")
+    );
+    assert_eq!(good.headers["x-frame-options"], "deny");
+    let wrong = request_tls(
+        running.address,
+        &ca_der,
+        "/metrics",
+        &[("Authorization", "Basic cHJvbWV0aGV1czp3cm9uZw==")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    // plain HTTP to the TLS port gets nowhere
+    let plain = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let tcp = tokio::net::TcpStream::connect(running.address)
+            .await
+            .unwrap();
+        let _ = hyper::client::conn::http1::handshake::<_, http_body_util::Full<bytes::Bytes>>(
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await;
+    })
+    .await;
+    assert!(plain.is_ok());
+    running.stop().await;
+
+    let bad = dir.join("bad.yml");
+    std::fs::write(&bad, "basic_auth_users:\n  a: plaintext\n").unwrap();
+    assert!(WebConfig::load(&bad).unwrap_err().contains("bcrypt"));
+    std::fs::write(
+        &bad,
+        "tls_server_config:\n  cert_file: /nonexistent.pem\n  key_file: /nonexistent.key\n",
+    )
+    .unwrap();
+    assert!(WebConfig::load(&bad).unwrap_err().contains("cert_file"));
+    std::fs::write(&bad, "tls_server_config:\n  cert_fil: x\n").unwrap();
+    assert!(WebConfig::load(&bad).is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in encoded.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
