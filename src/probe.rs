@@ -92,10 +92,7 @@ impl Prober {
         visited_addresses.insert(address.to_ascii_lowercase());
         let mut redirects: Vec<RedirectHop> = Vec::new();
         let mut discoveries = vec![self.discover(address, options, deadline, MAX_HOPS).await];
-        loop {
-            let Some(last) = discoveries.last_mut() else {
-                break;
-            };
+        while let Some(last) = discoveries.last_mut() {
             let Some((step_index, new_address)) = verdict::pending_restart(last) else {
                 break;
             };

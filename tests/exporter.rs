@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 //! The exporter's HTTP interface, served on 127.0.0.1 and probing the simulated world.
 
 mod support;

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 //! Every scenario of the simulated world, probed through real DNS, TLS and HTTP.
 
 mod support;

@@ -148,9 +148,12 @@ mod tests {
         }
     }
 
+    /// Step statuses, expected outcome, expected endpoint step, expected prompts.
+    type Case = ([StepStatus; 4], Outcome, Option<StepId>, Vec<StepId>);
+
     #[test]
     fn table_of_step_statuses_to_outcome() {
-        let cases: Vec<([StepStatus; 4], Outcome, Option<StepId>, Vec<StepId>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 [EndpointFound, DnsNoRecord, DnsNoRecord, DnsNoRecord],
                 Outcome::Ok,

@@ -82,7 +82,9 @@ async fn serve_demo(args: &DemoArgs, prober: Prober) -> Result<(), String> {
     let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
     let exporter = Exporter::start(ConfigSource::Fixed(Box::new(config)), factory, None)?;
     let listener = bind(address).await?;
-    let port = listener.local_addr().map_or(address.port(), |a| a.port());
+    let port = listener
+        .local_addr()
+        .map_or_else(|_| address.port(), |a| a.port());
     let host = if address.ip().is_unspecified() {
         "localhost".to_owned()
     } else {

@@ -108,9 +108,9 @@ pub fn status_page(domains: &[DomainEntry], now: i64) -> String {
         );
         match &entry.latest {
             None => {
-                let _ = write!(
+                let _ = writeln!(
                     body,
-                    "<td>{}</td><td colspan=\"5\" class=\"muted\">not probed yet</td></tr>\n",
+                    "<td>{}</td><td colspan=\"5\" class=\"muted\">not probed yet</td></tr>",
                     badge(None)
                 );
             }
@@ -136,9 +136,9 @@ pub fn status_page(domains: &[DomainEntry], now: i64) -> String {
                 } else {
                     "<span class=\"warn\">unusable</span>".to_owned()
                 };
-                let _ = write!(
+                let _ = writeln!(
                     body,
-                    "<td>{}</td><td>{step}</td><td>{url}</td><td>{}</td><td>{srv}</td><td>{}</td></tr>\n",
+                    "<td>{}</td><td>{step}</td><td>{url}</td><td>{}</td><td>{srv}</td><td>{}</td></tr>",
                     badge(Some(report.outcome)),
                     expiry_cell(report),
                     age(now, report.finished_at())

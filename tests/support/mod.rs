@@ -1,6 +1,6 @@
 //! Shared helpers: one simulated world per test binary, short timeouts.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use autodiscover_exporter::lab::{scenarios, world::World};
 use autodiscover_exporter::probe::{ProbeOptions, Prober};
