@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+mod logfmt;
 mod serve;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -220,6 +221,7 @@ pub fn init_logging(level: LogLevel, format: LogFormat) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
+                    .event_format(logfmt::Logfmt)
                     .with_writer(std::io::stderr),
             )
             .try_init(),

@@ -174,3 +174,123 @@ mod tests {
         assert_eq!(facts.fingerprint_sha256.len(), 64);
     }
 }
+
+#[cfg(test)]
+mod name_matching {
+    use super::*;
+    use crate::lab::pki::{TestCa, Validity as Lifetime};
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+    fn verdict_for(
+        chain: &[CertificateDer<'static>],
+        roots: &RootCertStore,
+        host: &str,
+    ) -> CertificateVerdict {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let now = crate::net::tls::unix_now();
+        let leaf = facts(chain[0].as_ref(), now);
+        judge(chain, &leaf, host, roots, &provider, now).unwrap()
+    }
+
+    fn ca_and_roots() -> (TestCa, RootCertStore) {
+        let ca = TestCa::new("Name Test CA").unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        (ca, roots)
+    }
+
+    #[test]
+    fn wildcards_cover_one_left_most_label_only() {
+        let (ca, roots) = ca_and_roots();
+        let id = ca
+            .issue(&["*.companyb.example"], Lifetime::ValidFor { days: 90 })
+            .unwrap();
+        assert!(verdict_for(&id.chain, &roots, "autodiscover.companyb.example").name_matches);
+        assert!(verdict_for(&id.chain, &roots, "AutoDiscover.CompanyB.Example").name_matches);
+        assert!(
+            !verdict_for(&id.chain, &roots, "companyb.example").name_matches,
+            "bare domain"
+        );
+        assert!(
+            !verdict_for(&id.chain, &roots, "a.b.companyb.example").name_matches,
+            "two labels"
+        );
+        assert!(!verdict_for(&id.chain, &roots, "autodiscover.companyc.example").name_matches);
+    }
+
+    #[test]
+    fn exact_names_and_the_seed_typo() {
+        let (ca, roots) = ca_and_roots();
+        // the seed's certificate: "autdiscover" is misspelt, so autodiscover.companya is not covered
+        let id = ca
+            .issue(
+                &[
+                    "webmail.companya.com",
+                    "www.webmail.companya.com",
+                    "corp-sbs.local",
+                    "autdiscover.companya.com",
+                ],
+                Lifetime::ValidFor { days: 90 },
+            )
+            .unwrap();
+        assert!(verdict_for(&id.chain, &roots, "webmail.companya.com").name_matches);
+        assert!(!verdict_for(&id.chain, &roots, "autodiscover.companya.com").name_matches);
+        assert!(!verdict_for(&id.chain, &roots, "companyb.com").name_matches);
+        let leaf = facts(id.chain[0].as_ref(), 0);
+        assert_eq!(internal_names(&leaf), vec!["corp-sbs.local".to_owned()]);
+    }
+
+    #[test]
+    fn a_common_name_without_san_never_matches() {
+        let (_, roots) = ca_and_roots();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "autodiscover.companyb.example");
+        params.distinguished_name = dn;
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let verdict = verdict_for(
+            &[cert.der().clone()],
+            &roots,
+            "autodiscover.companyb.example",
+        );
+        assert!(!verdict.name_matches);
+        assert!(!verdict.trusted);
+    }
+
+    #[test]
+    fn checks_are_independent() {
+        let (ca, roots) = ca_and_roots();
+        let expired = ca
+            .issue(&["www.companyb.example"], Lifetime::Expired { days_ago: 3 })
+            .unwrap();
+        let verdict = verdict_for(&expired.chain, &roots, "companyb.example");
+        assert!(!verdict.name_matches);
+        assert!(
+            verdict.trusted,
+            "expiry must not hide trust: {:?}",
+            verdict.trust_error
+        );
+        assert_eq!(verdict.validity, Validity::Expired);
+        assert_eq!(
+            verdict.problem(),
+            Some(crate::autodiscover::step::StepStatus::CertNameMismatch)
+        );
+
+        let future = ca
+            .issue(&["a.example"], Lifetime::NotYetValid { days: 3 })
+            .unwrap();
+        assert_eq!(
+            verdict_for(&future.chain, &roots, "a.example").validity,
+            Validity::NotYetValid
+        );
+
+        let foreign = TestCa::new("Other CA")
+            .unwrap()
+            .issue(&["a.example"], Lifetime::ValidFor { days: 9 })
+            .unwrap();
+        let verdict = verdict_for(&foreign.chain, &roots, "a.example");
+        assert!(verdict.name_matches && !verdict.trusted);
+        assert!(verdict.trust_error.is_some());
+    }
+}
