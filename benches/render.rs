@@ -8,7 +8,7 @@
 use autodiscover_exporter::config::{Config, DomainConfig};
 use autodiscover_exporter::exporter::process::ProcessStats;
 use autodiscover_exporter::exporter::self_metrics::SelfMetrics;
-use autodiscover_exporter::exporter::store::Store;
+use autodiscover_exporter::exporter::store::{self, Store};
 use autodiscover_exporter::lab::scenarios;
 use autodiscover_exporter::probe::ProbeOptions;
 use autodiscover_exporter::render::metrics::{self, Format};
@@ -69,26 +69,7 @@ fn main() {
         let mut size = 0;
         for _ in 0..15 {
             let started = Instant::now();
-            let mut out = String::new();
-            {
-                let state = store.read();
-                out.reserve(
-                    state
-                        .values()
-                        .filter_map(|e| e.latest.as_ref())
-                        .map(|l| l.samples.len())
-                        .sum::<usize>()
-                        + 8192,
-                );
-                metrics::write_domains(
-                    &mut out,
-                    format,
-                    state
-                        .values()
-                        .filter_map(|e| e.latest.as_ref().map(|l| &l.samples)),
-                );
-            }
-            self_metrics.encode(&mut out, format);
+            let out = store::exposition(&store, &self_metrics, format);
             times.push(started.elapsed());
             size = out.len();
         }

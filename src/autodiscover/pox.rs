@@ -175,7 +175,8 @@ pub fn error_response(code: &str, message: &str) -> String {
     )
 }
 
-fn escape(text: &str) -> String {
+/// Escapes text for XML (and HTML) content and attribute values.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,13 +1,11 @@
 //! `check` and `check-config`.
 
 use super::serve::network_prober;
-use super::{CheckArgs, EXIT_CANNOT_RUN, Output};
+use super::{CheckArgs, EXIT_CANNOT_RUN, print_report};
 use crate::autodiscover::step::Outcome;
 use crate::config::{Config, NameServer, normalize_domain};
 use crate::net::tls::TlsTrust;
 use crate::probe::Prober;
-use crate::render::trace::{self, Colour};
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,24 +14,8 @@ pub(super) async fn run(args: CheckArgs) -> ExitCode {
     match prepare(&args) {
         Ok((prober, address, options)) => {
             let report = prober.probe(&address, &options).await;
-            match args.output {
-                Output::Json => match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
-                    Err(error) => {
-                        eprintln!("error: cannot encode the report: {error}");
-                        return ExitCode::from(EXIT_CANNOT_RUN);
-                    }
-                },
-                Output::Text => {
-                    let colour = if std::io::stdout().is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none()
-                    {
-                        Colour::On
-                    } else {
-                        Colour::Off
-                    };
-                    print!("{}", trace::render(&report, colour));
-                }
+            if let Err(code) = print_report(&report, args.output) {
+                return code;
             }
             if report.outcome == Outcome::Ok {
                 ExitCode::SUCCESS

@@ -1,14 +1,14 @@
 //! `demo`: the simulated world of `lab::scenarios` and the exporter probing it.
 
 use super::serve::{bind, serve_until_signal};
-use super::{DemoArgs, EXIT_CANNOT_RUN, LogFormat, Output, init_logging, parse_listen_address};
+use super::{
+    DemoArgs, EXIT_CANNOT_RUN, LogFormat, init_logging, parse_listen_address, print_report,
+};
 use crate::autodiscover::step::Outcome;
 use crate::config::Config;
 use crate::exporter::{ConfigSource, Exporter, ProberFactory};
 use crate::lab::scenarios;
 use crate::probe::{ProbeOptions, Prober};
-use crate::render::trace::{self, Colour};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -38,23 +38,8 @@ pub(super) async fn run(args: DemoArgs) -> ExitCode {
             format!("someone@{}", target.trim().to_ascii_lowercase())
         };
         let report = prober.probe(&address, &demo_options()).await;
-        match args.output {
-            Output::Json => match serde_json::to_string_pretty(&report) {
-                Ok(json) => println!("{json}"),
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(EXIT_CANNOT_RUN);
-                }
-            },
-            Output::Text => {
-                let colour =
-                    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-                        Colour::On
-                    } else {
-                        Colour::Off
-                    };
-                print!("{}", trace::render(&report, colour));
-            }
+        if let Err(code) = print_report(&report, args.output) {
+            return code;
         }
         world.stop().await;
         return if report.outcome == Outcome::Ok {

@@ -195,6 +195,31 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("listen address {text:?} is not HOST:PORT"))
 }
 
+/// Prints a report as the trace (coloured on a terminal unless `NO_COLOR` is set) or as JSON.
+fn print_report(report: &crate::report::ProbeReport, output: Output) -> Result<(), ExitCode> {
+    use crate::render::trace::{self, Colour};
+    use std::io::IsTerminal;
+    match output {
+        Output::Json => match serde_json::to_string_pretty(report) {
+            Ok(json) => println!("{json}"),
+            Err(error) => {
+                eprintln!("error: cannot encode the report: {error}");
+                return Err(ExitCode::from(EXIT_CANNOT_RUN));
+            }
+        },
+        Output::Text => {
+            let colour =
+                if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+                    Colour::On
+                } else {
+                    Colour::Off
+                };
+            print!("{}", trace::render(report, colour));
+        }
+    }
+    Ok(())
+}
+
 /// Sets up logging.
 pub fn init_logging(level: LogLevel, format: LogFormat) {
     let level = match level {

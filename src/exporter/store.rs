@@ -97,6 +97,33 @@ impl Store {
     }
 }
 
+/// The whole `/metrics` exposition: every domain's latest samples, then the exporter's own metrics.
+pub fn exposition(
+    store: &Store,
+    own: &crate::exporter::self_metrics::SelfMetrics,
+    format: metrics::Format,
+) -> String {
+    let mut out = String::new();
+    {
+        let domains = store.read();
+        let size: usize = domains
+            .values()
+            .filter_map(|e| e.latest.as_ref())
+            .map(|l| l.samples.len())
+            .sum();
+        out.reserve(size + 8192);
+        metrics::write_domains(
+            &mut out,
+            format,
+            domains
+                .values()
+                .filter_map(|e| e.latest.as_ref().map(|l| &l.samples)),
+        );
+    }
+    own.encode(&mut out, format);
+    out
+}
+
 /// Renders a report's samples with the domain's labels.
 pub fn render(config: &DomainConfig, report: ProbeReport) -> Latest {
     let labels = metrics::domain_labels(&config.domain, &config.labels);

@@ -134,26 +134,7 @@ async fn route(
     match (method, path.as_str()) {
         (Method::GET | Method::HEAD, "/metrics") => {
             let format = Format::negotiate(accept.as_deref());
-            let mut out = String::new();
-            {
-                let store = shared.store.read();
-                out.reserve(
-                    store
-                        .values()
-                        .filter_map(|e| e.latest.as_ref())
-                        .map(|l| l.samples.len())
-                        .sum::<usize>()
-                        + 8192,
-                );
-                metrics::write_domains(
-                    &mut out,
-                    format,
-                    store
-                        .values()
-                        .filter_map(|e| e.latest.as_ref().map(|l| &l.samples)),
-                );
-            }
-            shared.metrics.encode(&mut out, format);
+            let out = super::store::exposition(&shared.store, &shared.metrics, format);
             with_type(
                 Response::new(Full::new(Bytes::from(out))),
                 format.content_type(),

@@ -14,21 +14,7 @@ th{background:#f4f4f4}.v{display:inline-block;padding:.1em .5em;border-radius:.3
 .not_found{background:#6a1b9a}.pending{background:#757575}.warn{color:#b26a00}.bad{color:#c62828}\
 pre{background:#f7f7f7;padding:1em;overflow-x:auto}.muted{color:#777}code{background:#f4f4f4;padding:0 .2em}";
 
-/// Escapes text for HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::autodiscover::pox::escape;
 
 /// Percent-encodes a path segment or query value.
 pub fn url_encode(text: &str) -> String {
@@ -251,7 +237,7 @@ mod tests {
     fn markup_is_escaped() {
         assert_eq!(
             escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
         );
         assert_eq!(url_encode("a b&c"), "a+b%26c");
     }
