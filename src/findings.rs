@@ -256,11 +256,14 @@ fn explain_certificates(
             Validity::Expired => out.push(
                 severity,
                 "certificate_expired",
-                format!(
-                    "{where_}: the certificate expired {} days ago (notAfter {}).{note}",
-                    (-leaf.days_to_expiry).floor(),
-                    date(leaf.not_after)
-                ),
+                match &verdict.validity_error {
+                    Some(chain) => format!("{where_}: {chain}.{note}"),
+                    None => format!(
+                        "{where_}: the certificate expired {} days ago (notAfter {}).{note}",
+                        (-leaf.days_to_expiry).floor(),
+                        date(leaf.not_after)
+                    ),
+                },
                 format!(
                     "Renew the certificate for {host} and bind it on every server behind that name."
                 ),
@@ -268,10 +271,13 @@ fn explain_certificates(
             Validity::NotYetValid => out.push(
                 severity,
                 "certificate_not_yet_valid",
-                format!(
-                    "{where_}: the certificate is valid only from {}.{note}",
-                    date(leaf.not_before)
-                ),
+                match &verdict.validity_error {
+                    Some(chain) => format!("{where_}: {chain}.{note}"),
+                    None => format!(
+                        "{where_}: the certificate is valid only from {}.{note}",
+                        date(leaf.not_before)
+                    ),
+                },
                 "Check the server's clock and the certificate's dates; bind a certificate that is \
                  valid now."
                     .into(),

@@ -249,6 +249,7 @@ mod tests {
             trusted: true,
             validity: Validity::Valid,
             trust_error: None,
+            validity_error: None,
         }
     }
 

@@ -172,6 +172,9 @@ pub struct CertificateVerdict {
     /// Why the chain is not trusted, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_error: Option<String>,
+    /// Why the chain is out of its validity period when the leaf itself is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity_error: Option<String>,
 }
 
 impl CertificateVerdict {

@@ -42,6 +42,13 @@ pub enum Validity {
         /// Days until it becomes valid.
         days: i64,
     },
+    /// Valid between these days, relative to now (negative: in the past).
+    Window {
+        /// Start.
+        from_days: i64,
+        /// End.
+        to_days: i64,
+    },
 }
 
 /// A test CA.
@@ -98,6 +105,22 @@ impl TestCa {
         })
     }
 
+    /// An intermediate CA issued by this one; its leaves are served with it (not the root).
+    pub fn intermediate(&self, name: &str, validity: Validity) -> Result<Self, PkiError> {
+        let (mut params, key) = leaf_params(&[], validity)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Self {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
     /// A self-signed leaf for `names`, as IIS and appliances ship by default.
     pub fn self_signed(names: &[&str]) -> Result<ServerIdentity, PkiError> {
         let (params, key) = leaf_params(names, Validity::ValidFor { days: 365 })?;
@@ -129,6 +152,10 @@ fn leaf_params(
         Validity::NotYetValid { days } => {
             (now + Duration::days(days), now + Duration::days(days + 365))
         }
+        Validity::Window { from_days, to_days } => (
+            now + Duration::days(from_days),
+            now + Duration::days(to_days),
+        ),
     };
     params.not_before = not_before;
     params.not_after = not_after;

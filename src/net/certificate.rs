@@ -63,45 +63,121 @@ pub fn facts(der: &[u8], now_unix: i64) -> CertificateFacts {
 /// never hides another.
 pub fn judge(
     chain: &[CertificateDer<'static>],
-    leaf: &CertificateFacts,
+    chain_facts: &[CertificateFacts],
     host: &str,
     roots: &RootCertStore,
     provider: &CryptoProvider,
     now_unix: i64,
 ) -> Option<CertificateVerdict> {
     let leaf_der = chain.first()?;
+    let leaf = chain_facts.first()?;
     let parsed = ParsedCertificate::try_from(leaf_der).ok();
     let name_matches = match (&parsed, ServerName::try_from(host)) {
         (Some(cert), Ok(name)) => verify_server_name(cert, &name).is_ok(),
         _ => false,
     };
-    // Trust is judged at the middle of the leaf's life so an expired or future certificate
-    // still tells whether it chains to a trusted root.
-    let mid_life = leaf.not_before / 2 + leaf.not_after / 2;
-    let trust = match &parsed {
+    // Trust is judged apart from time: the chain counts as trusted when it verifies at some
+    // moment of the leaf's life (now, mid-life, just inside either end), so an expired or
+    // future certificate still tells whether it chains to a trusted root.
+    let verify_at = |unix: i64| match &parsed {
         Some(cert) => verify_server_cert_signed_by_trust_anchor(
             cert,
             roots,
             &chain[1..],
-            UnixTime::since_unix_epoch(Duration::from_secs(mid_life.max(0) as u64)),
+            UnixTime::since_unix_epoch(Duration::from_secs(unix.max(0) as u64)),
             provider.signature_verification_algorithms.all,
-        )
-        .map_err(|e| e.to_string()),
-        None => Err("the certificate cannot be parsed".to_owned()),
+        ),
+        None => Err(rustls::Error::General(
+            "the certificate cannot be parsed".into(),
+        )),
     };
-    let validity = if now_unix < leaf.not_before {
+    let at_now = verify_at(now_unix);
+    let trust = match &at_now {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let mut moments = vec![
+                leaf.not_before / 2 + leaf.not_after / 2,
+                leaf.not_before + 1,
+                leaf.not_after - 1,
+            ];
+            // The moment when every presented certificate is valid, if there is one.
+            let start = chain_facts
+                .iter()
+                .map(|c| c.not_before)
+                .max()
+                .unwrap_or(leaf.not_before);
+            let end = chain_facts
+                .iter()
+                .map(|c| c.not_after)
+                .min()
+                .unwrap_or(leaf.not_after);
+            if start <= end {
+                moments.insert(0, start / 2 + end / 2);
+            }
+            let errors: Vec<rustls::Error> =
+                moments.iter().filter_map(|m| verify_at(*m).err()).collect();
+            if errors.len() < moments.len() {
+                Ok(())
+            } else if errors
+                .iter()
+                .chain([error])
+                .all(|e| time_error(e).is_some())
+            {
+                // No single moment suits every certificate (an old leaf under a re-issued
+                // intermediate), yet nothing but dates failed: the chain leads to a trusted
+                // root, and the dates are the problem.
+                Ok(())
+            } else {
+                let cause = errors
+                    .iter()
+                    .chain([error])
+                    .find(|e| time_error(e).is_none());
+                Err(cause.unwrap_or(error).to_string())
+            }
+        }
+    };
+    let leaf_validity = if now_unix < leaf.not_before {
         Validity::NotYetValid
     } else if now_unix > leaf.not_after {
         Validity::Expired
     } else {
         Validity::Valid
     };
+    // A current leaf can still fail today because an issuing certificate expired (or is not
+    // valid yet): clients reject that chain just the same.
+    let (validity, validity_error) = match (&leaf_validity, &at_now, &trust) {
+        (Validity::Valid, Err(error), Ok(())) => match time_error(error) {
+            Some(chain_validity) => (
+                chain_validity,
+                Some(format!(
+                    "an issuing certificate is outside its validity period ({error})"
+                )),
+            ),
+            None => (Validity::Valid, None),
+        },
+        _ => (leaf_validity, None),
+    };
     Some(CertificateVerdict {
         name_matches,
         trusted: trust.is_ok(),
         validity,
         trust_error: trust.err(),
+        validity_error,
     })
+}
+
+/// The validity a time error stands for, if `error` is one.
+fn time_error(error: &rustls::Error) -> Option<Validity> {
+    use rustls::CertificateError as E;
+    match error {
+        rustls::Error::InvalidCertificate(E::Expired | E::ExpiredContext { .. }) => {
+            Some(Validity::Expired)
+        }
+        rustls::Error::InvalidCertificate(E::NotValidYet | E::NotValidYetContext { .. }) => {
+            Some(Validity::NotYetValid)
+        }
+        _ => None,
+    }
 }
 
 /// Names on a certificate that only exist inside a company network (`.local`, `.lan`,
@@ -188,8 +264,8 @@ mod name_matching {
     ) -> CertificateVerdict {
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let now = crate::net::tls::unix_now();
-        let leaf = facts(chain[0].as_ref(), now);
-        judge(chain, &leaf, host, roots, &provider, now).unwrap()
+        let all: Vec<CertificateFacts> = chain.iter().map(|c| facts(c.as_ref(), now)).collect();
+        judge(chain, &all, host, roots, &provider, now).unwrap()
     }
 
     fn ca_and_roots() -> (TestCa, RootCertStore) {
@@ -284,6 +360,75 @@ mod name_matching {
             verdict_for(&future.chain, &roots, "a.example").validity,
             Validity::NotYetValid
         );
+
+        // an old, expired leaf served under a re-issued intermediate: no moment suits both
+        let reissued = ca
+            .intermediate(
+                "Reissued Intermediate",
+                Lifetime::Window {
+                    from_days: -100,
+                    to_days: 1000,
+                },
+            )
+            .unwrap();
+        let old = reissued
+            .issue(
+                &["old.example"],
+                Lifetime::Window {
+                    from_days: -800,
+                    to_days: -400,
+                },
+            )
+            .unwrap();
+        let verdict = verdict_for(&old.chain, &roots, "old.example");
+        assert!(verdict.trusted, "{:?}", verdict.trust_error);
+        assert_eq!(verdict.validity, Validity::Expired);
+        assert_eq!(
+            verdict.problem(),
+            Some(crate::autodiscover::step::StepStatus::CertExpired)
+        );
+
+        // a current leaf under an expired intermediate fails today
+        let lapsed = ca
+            .intermediate(
+                "Lapsed Intermediate",
+                Lifetime::Window {
+                    from_days: -1000,
+                    to_days: -10,
+                },
+            )
+            .unwrap();
+        let current = lapsed
+            .issue(
+                &["current.example"],
+                Lifetime::Window {
+                    from_days: -500,
+                    to_days: 300,
+                },
+            )
+            .unwrap();
+        let verdict = verdict_for(&current.chain, &roots, "current.example");
+        assert!(verdict.trusted, "{:?}", verdict.trust_error);
+        assert_eq!(verdict.validity, Validity::Expired);
+        assert!(
+            verdict
+                .validity_error
+                .as_deref()
+                .unwrap()
+                .contains("issuing certificate")
+        );
+
+        // an intermediate from another CA stays untrusted whatever the dates
+        let foreign_root = TestCa::new("Foreign Root").unwrap();
+        let foreign_mid = foreign_root
+            .intermediate("Foreign Intermediate", Lifetime::ValidFor { days: 100 })
+            .unwrap();
+        let stray = foreign_mid
+            .issue(&["a.example"], Lifetime::Expired { days_ago: 5 })
+            .unwrap();
+        let verdict = verdict_for(&stray.chain, &roots, "a.example");
+        assert!(!verdict.trusted);
+        assert_eq!(verdict.validity, Validity::Expired);
 
         let foreign = TestCa::new("Other CA")
             .unwrap()

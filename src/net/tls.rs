@@ -146,10 +146,8 @@ impl TlsTrust {
             .iter()
             .map(|der| certificate::facts(der, now))
             .collect();
-        if let Some(leaf) = facts.chain.first() {
-            facts.verdict =
-                certificate::judge(&chain, leaf, host, &self.roots, &self.provider, now);
-        }
+        facts.verdict =
+            certificate::judge(&chain, &facts.chain, host, &self.roots, &self.provider, now);
         (facts, stream)
     }
 

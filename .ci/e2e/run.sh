@@ -1,0 +1,889 @@
+#!/usr/bin/env bash
+# End-to-end suite: the release binary against real Debian servers on loopback.
+#
+#   dnsmasq (127.0.0.1:5353)      the DNS world of dns/world.conf (zone e2e.test)
+#   nginx (127.0.10.x:80/443)     Exchange, web sites and redirectors, certificates from pki.sh
+#   autodiscover-exporter         `check`, `check-config`, `serve` (127.0.0.1:10195, 19196-19199), `demo`
+#   prometheus (127.0.0.1:19090)  scrapes the exporter, evaluates alerts/*.yml and every
+#                                 dashboard query
+#
+# Usage: .ci/e2e/run.sh                    (as root; installs its Debian packages when missing)
+#   AUTODISCOVER_BIN=path   use this binary instead of `cargo build --release --locked`
+#   E2E_INFRA_ONLY=1        bring up the servers, check them, tear them down (no binary needed)
+#   E2E_KEEP=1              keep the temp dir (logs, certificates, configs) even on success
+#
+# Prints one PASS/FAIL line per check and a summary; exits non-zero on any failure.
+# Every process it starts is stopped by pid on exit; only loopback addresses are used.
+set -euo pipefail
+
+E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$E2E/../.." && pwd)
+INFRA_ONLY=${E2E_INFRA_ONLY:-0}
+KEEP=${E2E_KEEP:-0}
+PY=/usr/bin/python3
+
+DNS=127.0.0.1:5353
+DEAD_DNS=127.0.0.1:5354          # nothing listens there: "no resolver reachable"
+EXPORTER=127.0.0.1:10195
+SHARD1=127.0.0.1:19196
+SHARD2=127.0.0.1:19197
+SECURE=127.0.0.1:19198
+DEMO=127.0.0.1:19199
+PROM=127.0.0.1:19090
+WEB_USER=e2e
+WEB_PASSWORD=e2e-secret
+# bcrypt of $WEB_PASSWORD (cost 10)
+# shellcheck disable=SC2016
+WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
+LOCK=/tmp/autodiscover-e2e.lock
+STATE=/tmp/autodiscover-e2e.pids  # "pid starttime name" of the processes (and "WORKDIR - dir") of the current run
+
+STARTED_AT=$(date +%s)
+W=""
+RESULTS=/dev/null
+declare -A PID=()
+ORDER=()
+
+# ------------------------------------------------------------------------------------------------
+# Output
+
+section() { printf '\n=== %s\n' "$*"; }
+record() { printf '%s\n' "$*"; printf '%s\n' "$*" >>"$RESULTS"; }
+pass() { record "PASS: $*"; }
+fail() { record "FAIL: $*"; }
+skip() { record "SKIP: $*"; }
+die() {
+    fail "$*"
+    exit 1
+}
+check() { # check DESCRIPTION COMMAND...: PASS when the command succeeds
+    local what=$1
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+py() { # run a checks.py subcommand; its PASS/FAIL lines go to the results
+    local rc=0
+    "$PY" "$E2E/checks.py" "$@" >"$W/py.out" 2>&1 || rc=$?
+    cat "$W/py.out"
+    cat "$W/py.out" >>"$RESULTS"
+    return "$rc"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Processes: started in the background, tracked by pid, stopped by pid.
+
+starttime() { # field 22 of /proc/PID/stat (the comm field may contain spaces: cut after ')')
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo "${20}"
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+start_bg() { # start_bg NAME LOGFILE COMMAND...
+    local name=$1 log=$2
+    shift 2
+    "$@" >"$log" 2>&1 9>&- & # fd 9 holds the suite's lock: not for the servers
+    local pid=$!
+    PID[$name]=$pid
+    ORDER+=("$name")
+    echo "$pid $(starttime "$pid" || echo 0) $name" >>"$STATE"
+}
+
+descendants() { # pids of all descendants of $1
+    local child
+    for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        echo "$child"
+        descendants "$child"
+    done
+}
+
+track_children() { # remember the children of NAME (nginx workers) for the final leftover check
+    local name=$1 child
+    for child in $(descendants "${PID[$name]}"); do
+        echo "$child $(starttime "$child" || echo 0) $name-child" >>"$STATE"
+    done
+}
+
+wait_gone() { # wait_gone PID TENTHS: bounded wait until the process is gone
+    local i
+    for ((i = 0; i < $2; i++)); do
+        alive "$1" || return 0
+        sleep 0.1
+    done
+    ! alive "$1"
+}
+
+stop() { # stop NAME [SIGNAL]: signal, bounded wait, then SIGKILL; returns 1 if it needed SIGKILL
+    local name=$1 sig=${2:-TERM} pid rc=0 kids
+    pid=${PID[$name]:-}
+    [[ -n $pid ]] || return 0
+    kids=$(descendants "$pid")
+    kill "-$sig" "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" 150; then
+        kill -KILL "$pid" 2>/dev/null || true
+        rc=1
+    fi
+    wait "$pid" 2>/dev/null || true
+    for k in $kids; do
+        wait_gone "$k" 50 || kill -KILL "$k" 2>/dev/null || true
+    done
+    unset "PID[$name]"
+    return "$rc"
+}
+
+stop_exporter() { # stop NAME and check it exits on SIGTERM by itself
+    local name=$1
+    if [[ -z ${PID[$name]:-} ]]; then return 0; fi
+    if ! alive "${PID[$name]}"; then
+        fail "$name was still running before SIGTERM (see $W/$name.log)"
+        stop "$name" || true
+        return 0
+    fi
+    if stop "$name"; then pass "$name exits on SIGTERM within 15s"; else fail "$name ignored SIGTERM for 15s (killed)"; fi
+}
+
+kill_leftovers() { # processes recorded by an earlier run that was killed before its cleanup
+    [[ -s $STATE ]] || return 0
+    local pid st name
+    while read -r pid st name; do
+        if [[ $name == dir && $pid == /tmp/autodiscover-e2e.* ]]; then
+            rm -rf "$pid"
+        elif [[ -d /proc/$pid && $(starttime "$pid" || echo x) == "$st" ]]; then
+            echo "stopping $name (pid $pid) left over by an earlier run"
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_gone "$pid" 100 || kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done <"$STATE"
+    : >"$STATE"
+}
+
+leftovers() { # processes of this run still alive (recorded pids, anything mentioning the temp dir)
+    local pid st name p cmd
+    if [[ -s $STATE ]]; then
+        while read -r pid st name; do
+            if [[ $name != dir && -d /proc/$pid && $(starttime "$pid" || echo x) == "$st" ]]; then echo "$pid ($name)"; fi
+        done <"$STATE"
+    fi
+    for p in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        if [[ -n $W && $cmd == *"$W"* ]]; then echo "${p#/proc/} ($cmd)"; fi
+    done
+}
+
+cleanup() {
+    local rc=$? i leftover fails passes
+    set +e
+    trap - INT TERM
+    for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do
+        stop "${ORDER[i]}" >/dev/null 2>&1
+    done
+    if [[ -n $W ]]; then
+        leftover=$(leftovers | sort -u)
+        if [[ -z $leftover ]]; then
+            pass "no process of the suite is left"
+        else
+            fail "processes of the suite still running: $(echo "$leftover" | tr '\n' ' ')"
+        fi
+        : >"$STATE"
+        if [[ -d $W ]] && grep -l 'panicked at' "$W"/*.log "$W"/*.err >/dev/null 2>&1; then
+            fail "the exporter panicked: $(grep -l 'panicked at' "$W"/*.log "$W"/*.err | tr '\n' ' ')"
+        fi
+        passes=$(grep -c '^PASS:' "$RESULTS" 2>/dev/null)
+        fails=$(grep -c '^FAIL:' "$RESULTS" 2>/dev/null)
+        section "Summary"
+        echo "checks passed: ${passes:-0}, failed: ${fails:-0}, time: $(($(date +%s) - STARTED_AT))s"
+        if [[ ${fails:-0} -gt 0 || $rc -ne 0 ]]; then
+            grep '^FAIL:' "$RESULTS"
+            [[ $rc -eq 0 ]] || echo "the run stopped early (exit status $rc)"
+            for f in exporter.log prometheus.log nginx-error.log dnsmasq.out; do
+                if [[ -s $W/$f ]]; then
+                    echo "--- last lines of $W/$f"
+                    tail -n 15 "$W/$f"
+                fi
+            done
+            echo "RESULT: FAIL (logs kept in $W)"
+            exit 1
+        fi
+        if [[ $KEEP == 1 ]]; then echo "logs kept in $W"; else rm -rf "$W"; fi
+        echo "RESULT: PASS"
+    fi
+    exit "$rc"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Bounded waits and HTTP helpers
+
+wait_until() { # wait_until TRIES SLEEP COMMAND...: retry a command, bounded
+    local tries=$1 pause=$2 i
+    shift 2
+    for ((i = 0; i < tries; i++)); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep "$pause"
+    done
+    return 1
+}
+
+http_code() { # http_code URL [curl options...]: prints the status code (000 when no answer)
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$@" "$url" || true
+}
+
+http_ok() { [[ $(http_code "$@") == 200 ]]; }
+
+num_eq() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 == b + 0) }'; }
+
+no_escape() { ! grep -q $'\x1b' "$1"; }
+
+fetch() { # fetch URL OUTFILE [curl options...]: body to OUTFILE, prints the status code
+    local url=$1 out=$2
+    shift 2
+    curl -s -o "$out" -w '%{http_code}' --max-time 30 "$@" "$url" || true
+}
+
+promtool_metrics_clean() { # promtool check metrics on FILE prints nothing beyond expected-lint.txt
+    local file=$1 what=$2 out rc=0 unexpected
+    out=$(promtool check metrics <"$file" 2>&1) || rc=$?
+    unexpected=$(echo "$out" | grep -v -x -F -f <(grep -v -e '^#' -e '^$' "$E2E/expected-lint.txt") | grep -v '^$' || true)
+    if [[ -z $unexpected ]]; then
+        pass "promtool check metrics: $what is clean${out:+ (known: $(echo "$out" | wc -l) line(s) of expected-lint.txt)}"
+    else
+        fail "promtool check metrics: $what (exit $rc): $(echo "$unexpected" | head -n 20)"
+    fi
+}
+
+scenario_list() { # "name domain" per scenario
+    "$PY" -c 'import json,sys
+for s in json.load(open(sys.argv[1]))["scenarios"]: print(s["name"], s["domain"])' "$E2E/scenarios.json"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Setup
+
+install_packages() {
+    local need=()
+    command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+    command -v nginx >/dev/null || need+=(nginx)
+    command -v openssl >/dev/null || need+=(openssl)
+    { command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
+    command -v curl >/dev/null || need+=(curl)
+    command -v dig >/dev/null || need+=(dnsutils)
+    command -v ss >/dev/null || need+=(iproute2)
+    command -v ps >/dev/null || need+=(procps)
+    [[ -x $PY ]] || need+=(python3)
+    [[ ${#need[@]} -eq 0 ]] && return 0
+    section "Installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q --no-install-recommends "${need[@]}"; then
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${need[@]}"
+    fi
+}
+
+preflight_ports() { # nothing else may listen where the suite listens
+    local re busy
+    re='^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]):(5353|5354|10195|19090|19196|19197|19198|19199)$|^(127\.0\.10\.[0-9]+|0\.0\.0\.0|\*|\[::\]):(80|443)$'
+    busy=$(ss -Hlntup 2>/dev/null | awk -v re="$re" '$5 ~ re' || true)
+    if [[ -n $busy ]]; then
+        echo "$busy" >&2
+        die "ports the suite needs are taken (see above)"
+    fi
+    pass "ports 5353-5354/udp, 10195, 19090, 19196-19199 and 80/443 on 127.0.10.x are free"
+}
+
+build_binary() {
+    if [[ -n ${AUTODISCOVER_BIN:-} ]]; then
+        BIN=$(realpath "$AUTODISCOVER_BIN")
+    else
+        section "Building the release binary (cargo build --release --locked)"
+        local t0=$SECONDS target
+        if ! (cd "$ROOT" && cargo build --release --locked) >"$W/build.log" 2>&1; then
+            tail -n 40 "$W/build.log"
+            die "cargo build --release --locked"
+        fi
+        pass "cargo build --release --locked ($((SECONDS - t0))s)"
+        target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+            "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+        BIN=$target/release/autodiscover-exporter
+    fi
+    [[ -x $BIN ]] || die "no executable binary at $BIN"
+    pass "binary: $BIN ($("$BIN" --version 2>/dev/null || echo 'no --version'))"
+}
+
+write_dns_config() { # write_dns_config initial|changed
+    if [[ $1 == initial ]]; then
+        sed -e 's/[[:space:]]*# lost-in-change$//' "$E2E/dns/world.conf" >"$W/dnsmasq.conf"
+    else
+        grep -v '# lost-in-change$' "$E2E/dns/world.conf" >"$W/dnsmasq.conf"
+        cat "$E2E/dns/after-change.conf" >>"$W/dnsmasq.conf"
+    fi
+}
+
+dns_answers() { dig +short +time=1 +tries=1 @127.0.0.1 -p 5353 mail.companya.e2e.test A | grep -qx 127.0.10.1; }
+
+start_dns() {
+    start_bg dnsmasq "$W/dnsmasq.out" dnsmasq --keep-in-foreground --conf-file="$W/dnsmasq.conf" \
+        --no-resolv --no-hosts --listen-address=127.0.0.1 --port=5353 --bind-interfaces \
+        --user=root --pid-file="$W/dnsmasq.pid" --log-facility="$W/dnsmasq.log" --log-queries \
+        --local-ttl=0
+    wait_until 50 0.1 dns_answers || die "dnsmasq does not answer on $DNS (see $W/dnsmasq.out)"
+}
+
+start_nginx() {
+    mkdir -p "$W/nginx-tmp"
+    sed -e "s#@WORK@#$W#g; s#@PKI@#$W/pki#g; s#@E2E@#$E2E#g" "$E2E/nginx/nginx.conf.template" >"$W/nginx.conf"
+    nginx -t -q -c "$W/nginx.conf" -p "$W" -e "$W/nginx-error.log" || die "nginx -t (see above)"
+    start_bg nginx "$W/nginx.out" nginx -c "$W/nginx.conf" -p "$W" -e "$W/nginx-error.log" -g 'daemon off;'
+    wait_until 50 0.1 curl -s -o /dev/null --max-time 2 http://127.0.10.5/ || die "nginx does not answer (see $W/nginx-error.log)"
+    track_children nginx
+}
+
+# ------------------------------------------------------------------------------------------------
+# Infrastructure checks: the world is what the scenarios say, before any binary is involved.
+
+dns_expect() { # dns_expect NAME TYPE "expected answers (sorted, space-separated)"
+    local got
+    got=$(dig +short +time=2 +tries=1 @127.0.0.1 -p 5353 "$1" "$2" | sort | tr '\n' ' ' | sed 's/ $//')
+    if [[ $got == "$3" ]]; then pass "dns: $1 $2 -> $3"; else fail "dns: $1 $2 -> '$got', want '$3'"; fi
+}
+
+dns_status() { # dns_status NAME TYPE STATUS
+    local got
+    got=$(dig +time=2 +tries=1 @127.0.0.1 -p 5353 "$1" "$2" | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')
+    if [[ $got == "$3" ]]; then pass "dns: $1 $2 -> $3"; else fail "dns: $1 $2 -> $got, want $3"; fi
+}
+
+tls_expect() { # tls_expect IP HOSTNAME VERIFY_CODE: openssl's verdict for the presented chain
+    local got
+    got=$(timeout 10 openssl s_client -connect "$1:443" -verify_hostname "$2" -CAfile "$W/pki/root.pem" \
+        </dev/null 2>&1 | sed -n 's/.*Verify return code: \([0-9]*\).*/\1/p' | head -n 1)
+    if [[ $got == "$3" ]]; then pass "tls: $2 at $1 -> verify code $3"; else fail "tls: $2 at $1 -> verify code '$got', want $3"; fi
+}
+
+http_expect() { # http_expect METHOD URL IP CODE [HEADER...]: status and headers of one request
+    local method=$1 url=$2 ip=$3 want=$4 host port got h ok=1
+    shift 4
+    host=${url#*://}
+    host=${host%%/*}
+    if [[ $url == https:* ]]; then port=443; else port=80; fi
+    got=$(curl -s -o /dev/null -D "$W/headers" -w '%{http_code}' --max-time 10 --cacert "$W/pki/root.pem" \
+        --resolve "$host:$port:$ip" -X "$method" "$url" || true)
+    [[ $got == "$want" ]] || ok=0
+    for h in "$@"; do
+        grep -qiF -- "$h" "$W/headers" 2>/dev/null || { ok=0; got="$got, missing header '$h'"; }
+    done
+    if [[ $ok == 1 ]]; then pass "http: $method $url -> $want $*"; else fail "http: $method $url -> $got, want $want $*"; fi
+}
+
+refused_expect() { # refused_expect IP PORT
+    local rc=0
+    curl -s -o /dev/null --max-time 5 "http://$1:$2/" || rc=$?
+    if [[ $rc == 7 ]]; then pass "tcp: $1:$2 refuses connections"; else fail "tcp: $1:$2 -> curl exit $rc, want 7 (refused)"; fi
+}
+
+infra_checks() {
+    section "Infrastructure: DNS"
+    dns_expect mail.companya.e2e.test A "127.0.10.1"
+    dns_expect autodiscover.companya.e2e.test A "127.0.10.1"
+    dns_expect companyb.e2e.test A "127.0.10.2"
+    dns_expect _autodiscover._tcp.companyb.e2e.test SRV "0 0 443 mail.companya.e2e.test."
+    dns_expect _autodiscover._tcp.companyc.e2e.test SRV "0 0 443 mail.companya.e2e.test."
+    dns_expect autodiscover.cname.e2e.test A "127.0.10.1 mail.companya.e2e.test."
+    dns_expect autodiscover.multi.e2e.test A "127.0.10.8 127.0.10.9"
+    dns_expect autodiscover.companya.e2e.test AAAA ""
+    dns_status autodiscover.companyb.e2e.test A NXDOMAIN
+    dns_expect companyc.e2e.test A ""
+    dns_status nothing.e2e.test A NXDOMAIN
+    dns_status autodiscover.nothing.e2e.test A NXDOMAIN
+    dns_status _autodiscover._tcp.nothing.e2e.test SRV NXDOMAIN
+
+    section "Infrastructure: TLS (openssl verify codes: 0 ok, 9 not yet valid, 10 expired, 18 self-signed, 62 name mismatch)"
+    tls_expect 127.0.10.1 mail.companya.e2e.test 0
+    tls_expect 127.0.10.1 autodiscover.companya.e2e.test 0
+    tls_expect 127.0.10.1 autodiscover.cname.e2e.test 62
+    tls_expect 127.0.10.2 www.companyb.e2e.test 0
+    tls_expect 127.0.10.2 companyb.e2e.test 62
+    tls_expect 127.0.10.3 autodiscover.expired.e2e.test 10
+    tls_expect 127.0.10.4 autodiscover.selfsigned.e2e.test 18
+    tls_expect 127.0.10.7 website.e2e.test 0
+    tls_expect 127.0.10.8 autodiscover.multi.e2e.test 0
+    tls_expect 127.0.10.9 autodiscover.multi.e2e.test 10
+    tls_expect 127.0.10.10 autodiscover.notyet.e2e.test 9
+    tls_expect 127.0.10.11 autodiscover.expiring.e2e.test 0
+
+    section "Infrastructure: HTTP"
+    local ad=https://autodiscover.companya.e2e.test
+    http_expect POST "$ad/Autodiscover/Autodiscover.xml" 127.0.10.1 401 \
+        "WWW-Authenticate: Negotiate" "WWW-Authenticate: NTLM" "X-SOAP-Enabled: True" \
+        "X-WSSecurity-Enabled: True" "X-OAuth-Enabled: True"
+    http_expect GET "$ad/autodiscover/autodiscover.xml" 127.0.10.1 401 "WWW-Authenticate: NTLM"
+    http_expect POST "$ad/EWS/Exchange.asmx" 127.0.10.1 404
+    http_expect GET https://www.companyb.e2e.test/ 127.0.10.2 200 "Content-Type: text/html"
+    http_expect POST https://www.companyb.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.2 404
+    http_expect POST https://website.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.7 404
+    http_expect GET http://autodiscover.redirect.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.5 302 \
+        "Location: https://mail.companya.e2e.test/Autodiscover/Autodiscover.xml"
+    http_expect GET http://autodiscover.insecure.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.6 302 \
+        "Location: http://mail.companya.e2e.test/Autodiscover/Autodiscover.xml"
+    refused_expect 127.0.10.5 443
+    refused_expect 127.0.10.1 80
+}
+
+# ------------------------------------------------------------------------------------------------
+# Alert rules and Prometheus
+
+RULE_FILES=()
+TEST_FILES=()
+RULE_COUNT=""
+
+classify_alerts() {
+    local f
+    shopt -s nullglob
+    for f in "$ROOT"/alerts/*.yml "$ROOT"/alerts/*.yaml; do
+        if grep -q '^tests:' "$f"; then
+            TEST_FILES+=("$f")
+        elif grep -q '^groups:' "$f"; then
+            RULE_FILES+=("$f")
+        fi
+    done
+    shopt -u nullglob
+}
+
+promtool_rules() {
+    section "Alert rules (promtool)"
+    if [[ ${#RULE_FILES[@]} -eq 0 ]]; then
+        skip "no alert rule files in alerts/ yet"
+        return 0
+    fi
+    local out rc=0 f
+    out=$(promtool check rules "${RULE_FILES[@]}" 2>&1) || rc=$?
+    echo "$out"
+    if [[ $rc -eq 0 ]]; then pass "promtool check rules ${RULE_FILES[*]##*/}"; else fail "promtool check rules (exit $rc)"; fi
+    RULE_COUNT=$(echo "$out" | sed -n 's/.*SUCCESS: \([0-9]*\) rules found.*/\1/p' | awk '{s += $1} END {print s + 0}')
+    if [[ ${#TEST_FILES[@]} -eq 0 ]]; then
+        fail "alerts/ has rules but no promtool unit test file (a file with 'tests:')"
+    fi
+    for f in "${TEST_FILES[@]}"; do
+        rc=0
+        out=$(cd "$(dirname "$f")" && promtool test rules "$(basename "$f")" 2>&1) || rc=$?
+        if [[ $rc -eq 0 ]]; then
+            pass "promtool test rules ${f##*/}"
+        else
+            echo "$out" | tail -n 40
+            fail "promtool test rules ${f##*/} (exit $rc)"
+        fi
+    done
+}
+
+start_prometheus() { # start_prometheus TARGET JOB
+    {
+        echo "global:"
+        echo "  scrape_interval: 5s"
+        echo "  scrape_timeout: 4s"
+        echo "  evaluation_interval: 5s"
+        echo "rule_files:"
+        if [[ ${#RULE_FILES[@]} -eq 0 ]]; then echo "  []"; fi
+        local f
+        for f in "${RULE_FILES[@]}"; do echo "  - '$f'"; done
+        echo "scrape_configs:"
+        echo "  - job_name: '$2'"
+        echo "    static_configs:"
+        echo "      - targets: ['$1']"
+    } >"$W/prometheus.yml"
+    promtool check config "$W/prometheus.yml" >/dev/null || die "promtool check config $W/prometheus.yml"
+    PROM_SINCE=$(date +%s)
+    start_bg prometheus "$W/prometheus.log" prometheus --config.file="$W/prometheus.yml" \
+        --storage.tsdb.path="$W/prometheus-data" --web.listen-address="$PROM"
+    wait_until 100 0.3 http_ok "http://$PROM/-/ready" || die "Prometheus not ready on $PROM (see $W/prometheus.log)"
+    pass "Prometheus ready on $PROM"
+}
+
+# ------------------------------------------------------------------------------------------------
+# The binary
+
+check_cli() {
+    section "check: one probe per scenario (--output json)"
+    local name domain rc
+    while read -r name domain; do
+        rc=0
+        timeout 60 "$BIN" check "$domain" --nameserver "$DNS" --ca-file "$W/pki/root.pem" --output json \
+            >"$W/check-$name.json" 2>"$W/check-$name.err" || rc=$?
+        py report --scenarios "$E2E/scenarios.json" --exit-code "$rc" "$name" "$W/check-$name.json" || true
+    done < <(scenario_list)
+
+    section "check: an address, the config file's resolver and trust"
+    rc=0
+    timeout 60 "$BIN" check someone@companyc.e2e.test --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
+        --output json >"$W/check-address.json" 2>"$W/check-address.err" || rc=$?
+    py report --scenarios "$E2E/scenarios.json" --context "check address" --address someone@companyc.e2e.test \
+        --exit-code "$rc" seed-fixed "$W/check-address.json" || true
+    rc=0
+    timeout 60 "$BIN" check companyb.e2e.test --config.file "$W/exporter.yml" --output json \
+        >"$W/check-config-file.json" 2>"$W/check-config-file.err" || rc=$?
+    py report --scenarios "$E2E/scenarios.json" --context "check --config.file" --exit-code "$rc" \
+        seed-broken "$W/check-config-file.json" || true
+
+    section "check: unreachable resolver"
+    rc=0
+    timeout 60 "$BIN" check nothing.e2e.test --nameserver "$DEAD_DNS" --ca-file "$W/pki/root.pem" --output json \
+        >"$W/check-dead-dns.json" 2>"$W/check-dead-dns.err" || rc=$?
+    py probe-error --exit-code "$rc" "$W/check-dead-dns.json" || true
+
+    section "check: text output (companyb.e2e.test, the seed)"
+    rc=0
+    timeout 60 "$BIN" check companyb.e2e.test --nameserver "$DNS" --ca-file "$W/pki/root.pem" --output text \
+        >"$W/check-text.out" 2>"$W/check-text.err" || rc=$?
+    sed 's/^/    /' "$W/check-text.out"
+    if [[ $rc == 1 ]]; then pass "check --output text exits 1 for certificate_prompt"; else fail "check --output text exit $rc, want 1"; fi
+    check "check --output text names the verdict" grep -qiE 'certificate.prompt' "$W/check-text.out"
+    check "check --output text names the SRV endpoint" grep -qi 'mail.companya.e2e.test' "$W/check-text.out"
+    check "check --output text has no colour codes when stdout is not a terminal" no_escape "$W/check-text.out"
+    timeout 60 "$BIN" check nothing.e2e.test --nameserver "$DNS" --output text >"$W/check-text-nothing.out" 2>&1 || true
+    check "check --output text for nothing.e2e.test says not found" grep -qiE 'not.found' "$W/check-text-nothing.out"
+
+    section "check: usage errors exit 2"
+    local args
+    for args in "check --no-such-flag companya.e2e.test" "check" "check companya.e2e.test --output yaml" \
+        "check companya.e2e.test --nameserver not-an-address" "check companya.e2e.test --config.file $W/missing.yml"; do
+        rc=0
+        # shellcheck disable=SC2086
+        timeout 30 "$BIN" $args >"$W/usage.out" 2>&1 || rc=$?
+        if [[ $rc == 2 ]]; then pass "'$args' exits 2"; else fail "'$args' exits $rc, want 2: $(head -c 300 "$W/usage.out")"; fi
+    done
+}
+
+check_config_cmd() {
+    section "check-config"
+    local f rc found=0
+    rc=0
+    "$BIN" check-config "$W/exporter.yml" >"$W/check-config.out" 2>&1 || rc=$?
+    if [[ $rc == 0 ]]; then pass "check-config on the suite's config"; else fail "check-config on the suite's config exits $rc: $(cat "$W/check-config.out")"; fi
+
+    while IFS= read -r f; do
+        if ! grep -q '^domains:' "$f"; then
+            echo "  (${f#"$ROOT"/} is not an exporter config: no top-level 'domains:')"
+            continue
+        fi
+        found=1
+        rc=0
+        "$BIN" check-config "$f" >"$W/check-config.out" 2>&1 || rc=$?
+        if [[ $rc == 0 ]]; then pass "check-config ${f#"$ROOT"/}"; else fail "check-config ${f#"$ROOT"/} exits $rc: $(cat "$W/check-config.out")"; fi
+    done < <(find "$ROOT/examples" -type f \( -name '*.yml' -o -name '*.yaml' \) 2>/dev/null | sort)
+    [[ $found == 1 ]] || skip "no exporter config in examples/ yet"
+
+    # Broken configs: exit 2 and a line:column pointing at the problem.
+    printf 'defaults:\n  interval: 5m\n  intervall: 1m\ndomains:\n  - domain: example.com\n' >"$W/bad-unknown-key.yml"
+    printf 'domains:\n  - domain: example.com\n    interval: soon\n' >"$W/bad-duration.yml"
+    printf 'domains:\n  - domain: example.com\n   labels: {a: b}\n' >"$W/bad-yaml.yml"
+    local bad line
+    for bad in "bad-unknown-key.yml 3" "bad-duration.yml 3" "bad-yaml.yml [0-9]+"; do
+        # shellcheck disable=SC2086
+        set -- $bad
+        rc=0
+        "$BIN" check-config "$W/$1" >"$W/check-config.out" 2>&1 || rc=$?
+        line=$2
+        if [[ $rc == 2 ]] && grep -qE "(^|[^0-9])$line:[0-9]+" "$W/check-config.out"; then
+            pass "check-config $1 exits 2 with line:column: $(head -n 1 "$W/check-config.out")"
+        else
+            fail "check-config $1 exits $rc (want 2) with '$line:<column>': $(head -c 300 "$W/check-config.out")"
+        fi
+    done
+    rc=0
+    "$BIN" check-config "$W/missing.yml" >"$W/check-config.out" 2>&1 || rc=$?
+    if [[ $rc == 2 ]]; then pass "check-config on a missing file exits 2"; else fail "check-config on a missing file exits $rc"; fi
+}
+
+metric_value() { # metric_value URL 'name{labels-substring}': first matching sample value
+    curl -s --max-time 10 "$1" | awk -v pat="$2" 'index($0, pat) == 1 {print $NF; exit}'
+}
+
+all_probed() { # all_probed ADDR N: every configured domain has a probe timestamp
+    local n
+    n=$(curl -s --max-time 10 "http://$1/metrics" | grep -c '^autodiscover_probe_timestamp_seconds{' || true)
+    [[ $n -ge $2 ]]
+}
+
+start_exporter() { # start_exporter NAME ADDR [extra serve args...]
+    local name=$1 addr=$2
+    shift 2
+    start_bg "$name" "$W/$name.log" "$BIN" serve --config.file "$W/exporter.yml" --web.listen-address "$addr" "$@"
+}
+
+serve_checks() {
+    local n
+    n=$(scenario_list | wc -l)
+    section "serve: /metrics, /probe, /, /domains"
+    check "/-/healthy answers 200" http_ok "http://$EXPORTER/-/healthy"
+    if wait_until 60 1 all_probed "$EXPORTER" "$n"; then
+        pass "all $n domains probed"
+    else
+        fail "not every domain probed within 60s"
+    fi
+
+    local code
+    code=$(fetch "http://$EXPORTER/metrics" "$W/metrics.txt" -D "$W/metrics.headers")
+    if [[ $code == 200 ]]; then pass "/metrics answers 200"; else fail "/metrics answers $code"; fi
+    check "/metrics is the classic text format by default" grep -qi '^content-type: text/plain; version=0.0.4' "$W/metrics.headers"
+    promtool_metrics_clean "$W/metrics.txt" "/metrics"
+    py metrics --scenarios "$E2E/scenarios.json" --pki "$W/pki" --interval 15 "$W/metrics.txt" || true
+    check '/metrics: autodiscover_outcome{domain="companyb.e2e.test",...,outcome="certificate_prompt"} 1' \
+        grep -qE '^autodiscover_outcome\{([^}]*,)?domain="companyb\.e2e\.test"[^}]*outcome="certificate_prompt"[^}]*\} 1(\.0)?$|^autodiscover_outcome\{([^}]*,)?outcome="certificate_prompt"[^}]*domain="companyb\.e2e\.test"[^}]*\} 1(\.0)?$' "$W/metrics.txt"
+
+    code=$(fetch "http://$EXPORTER/metrics" "$W/metrics.om" -D "$W/metrics.om.headers" \
+        -H 'Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5')
+    if [[ $code == 200 ]] && grep -qi '^content-type: application/openmetrics-text' "$W/metrics.om.headers" &&
+        [[ $(tail -n 1 "$W/metrics.om") == "# EOF" ]]; then
+        pass "/metrics speaks OpenMetrics 1.0 when asked"
+    else
+        fail "/metrics with Accept: application/openmetrics-text -> $code, $(grep -i '^content-type' "$W/metrics.om.headers"), last line '$(tail -n 1 "$W/metrics.om")'"
+    fi
+
+    code=$(fetch "http://$EXPORTER/probe?target=companyb.e2e.test" "$W/probe.txt")
+    if [[ $code == 200 ]]; then pass "/probe?target=companyb.e2e.test answers 200"; else fail "/probe?target=companyb.e2e.test answers $code"; fi
+    promtool_metrics_clean "$W/probe.txt" "/probe?target=companyb.e2e.test"
+    py probe-metrics --scenarios "$E2E/scenarios.json" --pki "$W/pki" companyb.e2e.test "$W/probe.txt" || true
+    code=$(fetch "http://$EXPORTER/probe?target=companyb.e2e.test&debug=true" "$W/probe-debug.txt")
+    if [[ $code == 200 ]] && grep -q 'companyb.e2e.test' "$W/probe-debug.txt" && grep -q 'mail.companya.e2e.test' "$W/probe-debug.txt"; then
+        pass "/probe?target=companyb.e2e.test&debug=true returns the trace"
+    else
+        fail "/probe?target=companyb.e2e.test&debug=true -> $code: $(head -c 300 "$W/probe-debug.txt")"
+    fi
+    code=$(http_code "http://$EXPORTER/probe?target=unconfigured.e2e.test")
+    if [[ $code == 400 ]]; then pass "/probe of an unconfigured target answers 400"; else fail "/probe?target=unconfigured.e2e.test answers $code, want 400"; fi
+    code=$(http_code "http://$EXPORTER/probe")
+    if [[ $code == 400 ]]; then pass "/probe without target answers 400"; else fail "/probe without target answers $code, want 400"; fi
+    code=$(http_code "http://$EXPORTER/probe?target=%2F..%2Fetc%2Fpasswd")
+    if [[ $code == 400 ]]; then pass "/probe with a malformed target answers 400"; else fail "/probe?target=/../etc/passwd answers $code, want 400"; fi
+
+    code=$(fetch "http://$EXPORTER/" "$W/index.html")
+    if [[ $code == 200 ]]; then pass "/ answers 200"; else fail "/ answers $code"; fi
+    py status-page --scenarios "$E2E/scenarios.json" "$W/index.html" || true
+
+    local name domain
+    while read -r name domain; do
+        code=$(fetch "http://$EXPORTER/domains/$domain" "$W/domain-$name.json" -H 'Accept: application/json')
+        if [[ $code != 200 ]]; then
+            fail "/domains/$domain (JSON) answers $code"
+            continue
+        fi
+        py report --scenarios "$E2E/scenarios.json" --context "/domains" "$name" "$W/domain-$name.json" || true
+    done < <(scenario_list)
+    code=$(fetch "http://$EXPORTER/domains/companyb.e2e.test" "$W/domain.html" -D "$W/domain.headers" -H 'Accept: text/html')
+    if [[ $code == 200 ]] && grep -qi '^content-type: text/html' "$W/domain.headers" && grep -q 'companyb.e2e.test' "$W/domain.html"; then
+        pass "/domains/companyb.e2e.test is an HTML page"
+    else
+        fail "/domains/companyb.e2e.test (HTML) -> $code $(grep -i '^content-type' "$W/domain.headers")"
+    fi
+    code=$(http_code "http://$EXPORTER/domains/unconfigured.e2e.test")
+    if [[ $code == 404 ]]; then pass "/domains/unconfigured.e2e.test answers 404"; else fail "/domains/unconfigured.e2e.test answers $code, want 404"; fi
+}
+
+shard_checks() {
+    section "serve --shard 1/2 and 2/2"
+    start_exporter shard1 "$SHARD1" --shard 1/2
+    start_exporter shard2 "$SHARD2" --shard 2/2
+    local i ok=0
+    for ((i = 0; i < 30; i++)); do
+        curl -s --max-time 10 "http://$SHARD1/metrics" >"$W/shard1.txt" || true
+        curl -s --max-time 10 "http://$SHARD2/metrics" >"$W/shard2.txt" || true
+        if "$PY" "$E2E/checks.py" shard --scenarios "$E2E/scenarios.json" "$W/shard1.txt" "$W/shard2.txt" >/dev/null 2>&1; then
+            ok=1
+            break
+        fi
+        sleep 1
+    done
+    [[ $ok == 1 ]] || echo "  (shards still disagree after 30s)"
+    py shard --scenarios "$E2E/scenarios.json" "$W/shard1.txt" "$W/shard2.txt" || true
+    stop_exporter shard1
+    stop_exporter shard2
+
+    local rc=0
+    timeout 20 "$BIN" serve --config.file "$W/exporter.yml" --web.listen-address "$SHARD1" --shard 3/2 \
+        >"$W/shard-bad.log" 2>&1 || rc=$?
+    if [[ $rc != 0 && $rc != 124 ]]; then pass "serve --shard 3/2 refuses to start (exit $rc)"; else fail "serve --shard 3/2 -> exit $rc"; fi
+}
+
+web_config_checks() {
+    section "serve --web.config.file (TLS and basic auth)"
+    cat >"$W/web-config.yml" <<EOF
+tls_server_config:
+  cert_file: $W/pki/exporter.chain.pem
+  key_file: $W/pki/exporter.key
+basic_auth_users:
+  $WEB_USER: '$WEB_HASH'
+EOF
+    start_exporter secure "$SECURE" --web.config.file "$W/web-config.yml"
+    local url=https://$SECURE/metrics code
+    if wait_until 50 0.2 curl -s -o /dev/null --max-time 2 --cacert "$W/pki/root.pem" "https://$SECURE/"; then
+        code=$(http_code "$url" --cacert "$W/pki/root.pem")
+        if [[ $code == 401 ]]; then pass "https /metrics without credentials answers 401"; else fail "https /metrics without credentials answers $code, want 401"; fi
+        code=$(http_code "$url" --cacert "$W/pki/root.pem" -u "$WEB_USER:wrong")
+        if [[ $code == 401 ]]; then pass "https /metrics with a wrong password answers 401"; else fail "https /metrics with a wrong password answers $code, want 401"; fi
+        code=$(http_code "$url" --cacert "$W/pki/root.pem" -u "$WEB_USER:$WEB_PASSWORD")
+        if [[ $code == 200 ]]; then pass "https /metrics with credentials answers 200"; else fail "https /metrics with credentials answers $code, want 200"; fi
+        code=$(http_code "http://$SECURE/metrics" -u "$WEB_USER:$WEB_PASSWORD")
+        if [[ $code != 200 ]]; then pass "plain http is not served when TLS is configured ($code)"; else fail "plain http /metrics answers 200 although TLS is configured"; fi
+    else
+        fail "exporter with --web.config.file does not answer https on $SECURE (see $W/secure.log)"
+    fi
+    stop_exporter secure
+}
+
+demo_checks() {
+    section "demo"
+    start_bg demo "$W/demo.log" "$BIN" demo --web.listen-address "$DEMO"
+    if wait_until 60 0.5 bash -c "curl -s --max-time 5 http://$DEMO/metrics | grep -q '^autodiscover_outcome{'"; then
+        sleep 3 # let the first round of simulated probes finish
+        curl -s --max-time 10 "http://$DEMO/metrics" >"$W/demo-metrics.txt" || true
+        promtool_metrics_clean "$W/demo-metrics.txt" "demo /metrics"
+        py demo-metrics "$W/demo-metrics.txt" || true
+        check "demo status page answers 200" http_ok "http://$DEMO/"
+    else
+        fail "demo shows no autodiscover_outcome on $DEMO within 30s (see $W/demo.log)"
+    fi
+    stop_exporter demo
+}
+
+prom_has() { "$PY" "$E2E/checks.py" prom-wait --prom "http://$PROM" --tries 1 --sleep 0 "$1" >/dev/null 2>&1; }
+
+world_change() {
+    section "World change: a new DNS provider lost companyc's SRV record, website's SRV names another host"
+    py prom-wait --prom "http://$PROM" --tries 30 --sleep 2 \
+        'autodiscover_srv_record_present{domain="companyc.e2e.test"} == 1' || true
+    stop dnsmasq || true
+    write_dns_config changed
+    start_dns
+    dns_status _autodiscover._tcp.companyc.e2e.test SRV NXDOMAIN
+    dns_expect _autodiscover._tcp.website.e2e.test SRV "0 0 443 autodiscover.companya.e2e.test."
+    py prom-wait --prom "http://$PROM" --tries 40 --sleep 2 \
+        'autodiscover_outcome{domain="companyc.e2e.test",outcome="not_found"} == 1' || true
+    py prom-wait --prom "http://$PROM" --tries 20 --sleep 2 \
+        'autodiscover_srv_record_present{domain="companyc.e2e.test"} == 0' || true
+    py prom-wait --prom "http://$PROM" --tries 20 --sleep 2 \
+        'autodiscover_endpoint_info{domain="website.e2e.test",step="srv_record",url=~"(?i)https://autodiscover.companya.e2e.test/autodiscover/autodiscover.xml"} == 1' || true
+}
+
+bad_reload() {
+    section "Reload with a broken config keeps the old one"
+    cp "$W/exporter.yml" "$W/exporter.good.yml"
+    printf 'defaults:\n  interval: 15s\n  no_such_key: 1\ndomains: []\n' >"$W/exporter.yml"
+    local code
+    code=$(http_code "http://$EXPORTER/-/reload" -X POST)
+    if [[ $code =~ ^(4|5) ]]; then pass "POST /-/reload with a broken config answers $code"; else fail "POST /-/reload with a broken config answers $code, want an error"; fi
+    local v
+    v=$(metric_value "http://$EXPORTER/metrics" "autodiscover_exporter_config_last_reload_successful ")
+    if num_eq "$v" 0; then pass "autodiscover_exporter_config_last_reload_successful 0"; else fail "autodiscover_exporter_config_last_reload_successful is '$v', want 0"; fi
+    v=$(metric_value "http://$EXPORTER/metrics" "autodiscover_exporter_domains ")
+    if num_eq "$v" "$(scenario_list | wc -l)"; then pass "the old config stays in force ($v domains)"; else fail "autodiscover_exporter_domains is '$v' after a failed reload"; fi
+    py prom-wait --prom "http://$PROM" --tries 15 --sleep 1 'autodiscover_exporter_config_last_reload_successful == 0' || true
+}
+
+good_reload() {
+    section "Reload by SIGHUP with the good config"
+    cp "$W/exporter.good.yml" "$W/exporter.yml"
+    kill -HUP "${PID[exporter]}"
+    if wait_until 50 0.2 bash -c "curl -s --max-time 5 http://$EXPORTER/metrics | grep -qE '^autodiscover_exporter_config_last_reload_successful 1(\\.0)?$'"; then
+        pass "SIGHUP reloads the config (autodiscover_exporter_config_last_reload_successful 1)"
+    else
+        fail "autodiscover_exporter_config_last_reload_successful is not back to 1 within 10s of SIGHUP"
+    fi
+}
+
+prometheus_checks() {
+    section "Prometheus: scrape, rules, dashboards"
+    py prom-wait --prom "http://$PROM" --tries 30 --sleep 1 'up{job="autodiscover"} == 1' || true
+    # Let rate() windows and the rule evaluations see a few samples.
+    local wait_s=$((PROM_SINCE + 30 - $(date +%s)))
+    if [[ $wait_s -gt 0 ]]; then sleep "$wait_s"; fi
+    shopt -s nullglob
+    local dashboards=("$ROOT"/dashboards/*.json)
+    shopt -u nullglob
+    local extra=()
+    [[ -n $RULE_COUNT ]] && extra=(--expect-rules "$RULE_COUNT")
+    py prom-queries --prom "http://$PROM" --allow "$E2E/expected-empty.txt" --since "$PROM_SINCE" \
+        --readme "$ROOT/README.md" "${extra[@]}" "${dashboards[@]}" || true
+    if [[ ${#RULE_FILES[@]} -gt 0 ]]; then
+        py prom-alerts --prom "http://$PROM" --expected "$E2E/expected-alerts.txt" --tries 30 --sleep 2 || true
+    else
+        skip "no alert rules yet: alerts that should fire are not checked"
+    fi
+}
+
+# ------------------------------------------------------------------------------------------------
+# Main
+
+main() {
+    [[ $(id -u) == 0 ]] || { echo "run.sh must run as root (nginx binds ports 80 and 443)" >&2; exit 2; }
+    exec 9>"$LOCK"
+    flock -n 9 || { echo "another run of the suite holds $LOCK" >&2; exit 2; }
+    touch "$STATE"
+    kill_leftovers
+    install_packages
+    W=$(mktemp -d /tmp/autodiscover-e2e.XXXXXX)
+    RESULTS=$W/results.log
+    : >"$RESULTS"
+    echo "$W - dir" >>"$STATE" # removed by the next run if this one is killed before its cleanup
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    echo "work dir: $W"
+
+    section "Preflight"
+    preflight_ports
+    if [[ $INFRA_ONLY != 1 ]]; then build_binary; fi
+
+    section "Test PKI"
+    "$E2E/pki.sh" "$W/pki" || die "pki.sh"
+    pass "root CA, intermediate CA and leaves issued in $W/pki"
+
+    section "Servers"
+    write_dns_config initial
+    start_dns
+    pass "dnsmasq answers on $DNS"
+    start_nginx
+    pass "nginx serves 127.0.10.1-11"
+    infra_checks
+    classify_alerts
+    promtool_rules
+
+    if [[ $INFRA_ONLY == 1 ]]; then
+        section "Prometheus (infrastructure only: scraping itself)"
+        start_prometheus "$PROM" prometheus
+        py prom-wait --prom "http://$PROM" --tries 30 --sleep 1 'up{job="prometheus"} == 1' || true
+        if [[ ${#RULE_FILES[@]} -gt 0 ]]; then
+            check "Prometheus loaded the alert rules" bash -c \
+                "curl -s http://$PROM/api/v1/rules | $PY -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d[\"data\"][\"groups\"] else 1)'"
+        fi
+        return 0
+    fi
+
+    py serve-config --scenarios "$E2E/scenarios.json" --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
+        --out "$W/exporter.yml" || die "serve-config"
+    check_cli
+    check_config_cmd
+
+    section "serve"
+    start_exporter exporter "$EXPORTER"
+    if wait_until 100 0.2 http_ok "http://$EXPORTER/-/ready"; then
+        pass "exporter ready on $EXPORTER"
+    else
+        die "exporter not ready on $EXPORTER within 20s (see $W/exporter.log)"
+    fi
+    start_prometheus "$EXPORTER" autodiscover
+    serve_checks
+    shard_checks
+    web_config_checks
+    demo_checks
+    world_change
+    bad_reload
+    prometheus_checks
+    good_reload
+    section "Shutdown"
+    stop_exporter exporter
+}
+
+main "$@"
