@@ -30,7 +30,7 @@ fn main() {
         // Scenarios that wait for timeouts on purpose measure the timeout, not the prober.
         let domains: Vec<&str> = scenarios::catalogue()
             .into_iter()
-            .filter(|s| !matches!(s.domain, "slowtls.example" | "blackhole.example" | "huge.example"))
+            .filter(|s| !matches!(s.domain, "slowtls.example" | "blackhole.example" | "huge.example" | "slowdrip.example"))
             .map(|s| s.domain)
             .collect();
         let options = Arc::new(ProbeOptions::default());

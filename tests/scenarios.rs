@@ -261,6 +261,22 @@ async fn hostile_and_odd_servers_are_bounded() {
     assert_eq!(attempt.status, StepStatus::NotAutodiscover);
     assert!(codes(&huge).contains(&"response_too_large"));
 
+    let drip = support::probe(&prober, "slowdrip.example").await;
+    let attempt = &drip.step(StepId::RootDomain).unwrap().hops[0].addresses[0];
+    assert_eq!(attempt.status, StepStatus::Timeout);
+    let http = attempt.http.as_ref().unwrap();
+    assert_eq!(http.status, Some(200));
+    assert!(http.body_bytes < 16, "{} bytes", http.body_bytes);
+    assert!(drip.duration_seconds < 6.0, "{}", drip.duration_seconds);
+
+    let broken = support::probe(&prober, "brokenxml.example").await;
+    let attempt = &broken.step(StepId::AutodiscoverDomain).unwrap().hops[0].addresses[0];
+    assert_eq!(attempt.status, StepStatus::NotAutodiscover);
+    assert!(matches!(
+        attempt.http.as_ref().unwrap().body,
+        autodiscover_exporter::autodiscover::facts::BodyKind::Other { .. }
+    ));
+
     let parking = support::probe(&prober, "parking.example").await;
     assert_eq!(
         status(&parking, StepId::RootDomain),

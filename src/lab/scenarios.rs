@@ -392,5 +392,12 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
         "blackhole.example",
         &format!("@ A 203.0.113.54\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."),
     );
+    let drip = issue(w.ca(), &["slowdrip.example"])?;
+    w.https("203.0.113.55", drip, Behaviour::SlowDrip);
+    w.zone("slowdrip.example", "@ A 203.0.113.55");
+
+    let broken = issue(w.ca(), &["autodiscover.brokenxml.example"])?;
+    w.https("203.0.113.56", broken, Behaviour::BrokenXml);
+    w.zone("brokenxml.example", "autodiscover A 203.0.113.56");
     Ok(w)
 }

@@ -11,6 +11,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -56,6 +57,10 @@ pub enum Behaviour {
     },
     /// Accepts the connection and never says anything.
     Silent,
+    /// 200, then one byte of body every 300 ms, forever.
+    SlowDrip,
+    /// 200 with a truncated Autodiscover document.
+    BrokenXml,
 }
 
 /// Serves `behaviour` on `listener` (over TLS with `identity`) until `shutdown` turns true.
@@ -175,6 +180,10 @@ async fn answer(
             response
         }
         Behaviour::HugeBody { bytes } => Response::new(Repeat::new(*bytes).boxed()),
+        Behaviour::SlowDrip => Response::new(Drip::new().boxed()),
+        Behaviour::BrokenXml => {
+            xml("<?xml version=\"1.0\"?><Autodiscover><Response><Account><Action>sett".to_owned())
+        }
         Behaviour::Silent => status(StatusCode::NOT_FOUND),
     };
     Ok(response)
@@ -229,6 +238,37 @@ fn html() -> Response<ResponseBody> {
         hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
+}
+
+/// A body that never ends: one byte every 300 ms.
+struct Drip {
+    next: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Drip {
+    fn new() -> Self {
+        Self {
+            next: Box::pin(tokio::time::sleep(std::time::Duration::from_millis(300))),
+        }
+    }
+}
+
+impl Body for Drip {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.next.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                self.next = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(300)));
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"<")))))
+            }
+        }
+    }
 }
 
 /// A body of `remaining` bytes, produced 64 KiB at a time.
