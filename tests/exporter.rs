@@ -135,6 +135,12 @@ async fn reload_adds_removes_and_keeps_the_old_config_on_errors() {
     .unwrap();
     let answer = request(running.address, "POST", "/-/reload", &[]).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
+    // an unchanged domain keeps its series through the reload: no gap in its data
+    let right_after = request(running.address, "GET", "/metrics", &[]).await.body;
+    assert!(has(
+        &right_after,
+        "autodiscover_probe_success{domain=\"companya.example\",customer=\"CompanyA\"} 1"
+    ));
     running.wait_for_results().await;
     let after = request(running.address, "GET", "/metrics", &[]).await.body;
     assert!(
