@@ -170,14 +170,14 @@ impl Prober {
         hop_budget: usize,
     ) -> Discovery {
         let domain = domain_of(address).to_ascii_lowercase();
-        let context = |_: StepId| StepContext {
+        let context = || StepContext {
             address: address.to_owned(),
             deadline: probe_deadline.min(Instant::now() + options.step_timeout),
             phase_timeout: options.phase_timeout,
             hop_budget,
         };
         let run = |step: StepId| {
-            let ctx = context(step);
+            let ctx = context();
             let domain = domain.clone();
             let enabled = options.steps.contains(&step);
             async move {
@@ -381,7 +381,6 @@ impl Prober {
                 status: Some(status),
                 next: None,
                 refused: None,
-                addresses_disagree: false,
             };
             return (hop, result);
         }

@@ -388,18 +388,25 @@ async fn web_config_serves_tls_and_checks_basic_auth() {
     )
     .await;
     assert_eq!(wrong.status, 401);
-    // plain HTTP to the TLS port gets nowhere
+    // plain HTTP to the TLS port gets no response
     let plain = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         let tcp = tokio::net::TcpStream::connect(running.address)
             .await
             .unwrap();
-        let _ = hyper::client::conn::http1::handshake::<_, http_body_util::Full<bytes::Bytes>>(
-            hyper_util::rt::TokioIo::new(tcp),
-        )
-        .await;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::get("/metrics")
+            .header("Authorization", "Basic cHJvbWV0aGV1czpzM2NyZXQ=")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        sender.send_request(request).await
     })
-    .await;
-    assert!(plain.is_ok());
+    .await
+    .expect("the TLS port must close a plain connection, not hang");
+    assert!(plain.is_err(), "plain HTTP got an answer from the TLS port");
     running.stop().await;
 
     let bad = dir.join("bad.yml");

@@ -162,15 +162,12 @@ pub struct HopResult {
     pub next: Option<HopNext>,
     /// The refusal that decided the hop, when a redirect was refused.
     pub refused: Option<RedirectRefusal>,
-    /// The addresses did not all answer alike.
-    pub addresses_disagree: bool,
 }
 
 /// Aggregates per-address results. A client that cannot connect to one address tries the next
 /// one, so connection failures count only when no address could be reached; among the
 /// addresses that answered, the worst answer is the hop's (some clients land there).
 pub fn aggregate(results: &[AddressResult]) -> HopResult {
-    let disagree = results.windows(2).any(|w| w[0] != w[1]);
     let connected: Vec<&AddressResult> = results
         .iter()
         .filter(|r| !matches!(r, AddressResult::Unreachable(_)))
@@ -189,25 +186,21 @@ pub fn aggregate(results: &[AddressResult]) -> HopResult {
             status: Some(StepStatus::DnsNoRecord),
             next: None,
             refused: None,
-            addresses_disagree: false,
         },
         Some(AddressResult::Follow(next)) => HopResult {
             status: None,
             next: Some(next),
             refused: None,
-            addresses_disagree: disagree,
         },
         Some(AddressResult::Refused(refusal)) => HopResult {
             status: Some(StepStatus::RedirectInvalid),
             next: None,
             refused: Some(refusal),
-            addresses_disagree: disagree,
         },
         Some(AddressResult::Final(status) | AddressResult::Unreachable(status)) => HopResult {
             status: Some(status),
             next: None,
             refused: None,
-            addresses_disagree: disagree,
         },
     }
 }
@@ -646,7 +639,6 @@ mod tests {
         let refused = AddressResult::Unreachable(ConnectRefused);
         let hop = aggregate(&[refused.clone(), found.clone()]);
         assert_eq!(hop.status, Some(EndpointFound));
-        assert!(hop.addresses_disagree);
         assert_eq!(
             aggregate(&[refused.clone(), refused.clone()]).status,
             Some(ConnectRefused)
@@ -667,7 +659,6 @@ mod tests {
             AddressResult::Final(CertNameMismatch),
         ]);
         assert_eq!(hop.status, Some(CertNameMismatch));
-        assert!(hop.addresses_disagree);
         let hop = aggregate(&[
             AddressResult::Final(EndpointFound),
             AddressResult::Final(HttpStatus),
@@ -678,7 +669,6 @@ mod tests {
             AddressResult::Final(EndpointFound),
         ]);
         assert_eq!(same.status, Some(EndpointFound));
-        assert!(!same.addresses_disagree);
         let follow = AddressResult::Follow(HopNext::Address {
             address: "a@b".into(),
         });

@@ -490,13 +490,10 @@ pub struct StepTrace {
 impl StepTrace {
     /// The hop the step ended on.
     pub fn final_hop(&self) -> Option<&Hop> {
-        self.hops
-            .iter()
-            .rev()
-            .find(|hop| hop.status != StepStatus::Excluded)
+        self.hops.last()
     }
 
-    /// The hops that decide the step's status: for SRV, the chain of the target that counted.
+    /// Every address tried by the step, with the hop it belongs to.
     pub fn addresses(&self) -> impl Iterator<Item = (&Hop, &AddressAttempt)> {
         self.hops
             .iter()

@@ -70,7 +70,7 @@ pub(super) async fn serve_until_signal(
     let reloads = tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the configuration");
-            let _ = reloader.reload();
+            let _ = web::reload(&reloader).await;
         }
     });
     let shutdown = async move {

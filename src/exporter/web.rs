@@ -52,7 +52,7 @@ pub async fn serve(
             service_fn(move |request| {
                 let exporter = exporter.clone();
                 let web = web.clone();
-                async move { Ok::<_, Infallible>(handle(&exporter, web.as_deref(), request).await) }
+                async move { Ok::<_, Infallible>(handle(&exporter, web.as_ref(), request).await) }
             })
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -85,8 +85,8 @@ pub async fn serve(
 }
 
 async fn handle(
-    exporter: &Exporter,
-    web: Option<&WebConfig>,
+    exporter: &Arc<Exporter>,
+    web: Option<&Arc<WebConfig>>,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let mut response = route(exporter, web, request).await;
@@ -104,16 +104,22 @@ async fn handle(
 }
 
 async fn route(
-    exporter: &Exporter,
-    web: Option<&WebConfig>,
+    exporter: &Arc<Exporter>,
+    web: Option<&Arc<WebConfig>>,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     if let Some(web) = web {
         let header = request
             .headers()
             .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !web.authorize(header) {
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // bcrypt is deliberately slow: keep it off the runtime's worker threads.
+        let web = web.clone();
+        let authorized = tokio::task::spawn_blocking(move || web.authorize(header.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !authorized {
             let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,
@@ -228,7 +234,7 @@ async fn route(
             }
             html_response(html::domain_page(&entry, unix_now()))
         }
-        (Method::POST | Method::PUT, "/-/reload") => match exporter.reload() {
+        (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
                 StatusCode::OK,
                 &format!("configuration reloaded: {count} domains\n"),
@@ -252,6 +258,14 @@ async fn route(
         }
         _ => text(StatusCode::NOT_FOUND, "Not found\n"),
     }
+}
+
+/// Reloads the configuration off the runtime's worker threads (it reads files).
+pub async fn reload(exporter: &Arc<Exporter>) -> Result<usize, String> {
+    let exporter = exporter.clone();
+    tokio::task::spawn_blocking(move || exporter.reload())
+        .await
+        .unwrap_or_else(|e| Err(format!("reload task failed: {e}")))
 }
 
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {

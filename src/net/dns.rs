@@ -79,8 +79,7 @@ impl Dns {
         );
         let mut cname_chain = Vec::new();
         let mut addresses = Vec::new();
-        for (answer, records) in [&a, &aaaa] {
-            let _ = answer;
+        for (_, records) in [&a, &aaaa] {
             for record in records {
                 match &record.data {
                     RData::CNAME(cname) => {

@@ -5,7 +5,7 @@
 //! never wait for a probe and cost a copy, which keeps 10,000 domains well under 100 ms.
 
 use crate::autodiscover::facts::StepTrace;
-use crate::autodiscover::step::{Outcome, StepId, StepStatus};
+use crate::autodiscover::step::{Outcome, StepId};
 use crate::report::ProbeReport;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -490,11 +490,6 @@ fn bool_value(value: bool) -> f64 {
     if value { 1.0 } else { 0.0 }
 }
 
-/// Step status label values, for documentation.
-pub fn status_values() -> Vec<&'static str> {
-    StepStatus::ALL.iter().map(|s| s.as_str()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +515,33 @@ mod tests {
             out.push(' ');
         }
         assert_eq!(out, "1 0 -3 0.25 1700000000 NaN +Inf ");
+    }
+
+    #[test]
+    fn metric_names_are_the_interface() {
+        // SPEC §4: renaming one of these breaks dashboards, alerts and users' queries.
+        assert_eq!(
+            metric_names(),
+            [
+                "autodiscover_probe_success",
+                "autodiscover_outcome",
+                "autodiscover_step_reached",
+                "autodiscover_step_status",
+                "autodiscover_step_duration_seconds",
+                "autodiscover_certificate_prompt",
+                "autodiscover_certificate_name_mismatch",
+                "autodiscover_redirect_prompt",
+                "autodiscover_srv_record_present",
+                "autodiscover_srv_record_info",
+                "autodiscover_endpoint_info",
+                "autodiscover_certificate_days_to_expiry",
+                "autodiscover_certificate_not_after_timestamp_seconds",
+                "autodiscover_certificate_info",
+                "autodiscover_probe_duration_seconds",
+                "autodiscover_probe_timestamp_seconds",
+                "autodiscover_probe_interval_seconds",
+            ]
+        );
     }
 
     #[test]
