@@ -8,6 +8,7 @@
 
 use autodiscover_exporter::exporter::process::ProcessStats;
 use autodiscover_exporter::lab::scenarios;
+use autodiscover_exporter::model::address::MailAddress;
 use autodiscover_exporter::probe::ProbeOptions;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,7 +43,8 @@ fn main() {
             let permit = semaphore.clone().acquire_owned().await.unwrap();
             let prober = prober.clone();
             let options = options.clone();
-            let address = format!("someone@{}", domains[i % domains.len()]);
+            let address = MailAddress::parse(&format!("someone@{}", domains[i % domains.len()]))
+                .expect("catalogue domains are valid");
             tasks.spawn(async move {
                 let report = prober.probe(&address, &options).await;
                 drop(permit);

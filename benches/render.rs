@@ -10,6 +10,7 @@ use autodiscover_exporter::exporter::process::ProcessStats;
 use autodiscover_exporter::exporter::self_metrics::SelfMetrics;
 use autodiscover_exporter::exporter::store::{self, Store};
 use autodiscover_exporter::lab::scenarios;
+use autodiscover_exporter::model::address::MailAddress;
 use autodiscover_exporter::probe::ProbeOptions;
 use autodiscover_exporter::render::metrics::{self, Format};
 use std::sync::Arc;
@@ -33,11 +34,9 @@ fn main() {
         };
         let mut reports = Vec::new();
         for scenario in scenarios::catalogue() {
-            reports.push(
-                prober
-                    .probe(&format!("someone@{}", scenario.domain), &options)
-                    .await,
-            );
+            let address = MailAddress::parse(&format!("someone@{}", scenario.domain))
+                .expect("catalogue domains are valid");
+            reports.push(prober.probe(&address, &options).await);
         }
         world.stop().await;
         reports

@@ -1,9 +1,11 @@
 //! The YAML configuration: schema, defaults, and validation with line and column in every error.
 
-use crate::autodiscover::step::StepId;
-use crate::findings::Expectations;
+use crate::diagnose::Expectations;
+use crate::model::address::{Domain, MailAddress, NameError, ProbeTarget};
+use crate::model::step::StepId;
 use crate::net::dns::DnsProtocol;
-use crate::probe::ProbeOptions;
+use crate::probe::microsoft365::Microsoft365Settings;
+use crate::probe::{self as probe_defaults, ProbeOptions};
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 use std::collections::{BTreeMap, HashSet};
@@ -14,6 +16,9 @@ use std::time::Duration;
 
 /// The probe address's local part when a domain has no `email`.
 pub const DEFAULT_LOCAL_PART: &str = "autodiscover-probe";
+
+/// Probes running at once when `concurrency` is not set.
+pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// Labels the exporter sets itself; a domain's `labels` cannot use them.
 const RESERVED_LABELS: &[&str] = &[
@@ -77,8 +82,22 @@ pub struct Config {
     pub concurrency: usize,
     /// `/probe` accepts any target, not only configured domains.
     pub allow_any_target: bool,
+    /// How Microsoft 365 is asked.
+    pub microsoft365: Microsoft365Settings,
     /// The domains, in file order.
     pub domains: Vec<DomainConfig>,
+}
+
+/// `microsoft365:`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMicrosoft365 {
+    #[serde(default)]
+    url: Option<Spanned<String>>,
+    #[serde(default, with = "humantime_serde")]
+    cache_ttl: Option<Duration>,
+    #[serde(default)]
+    max_queries_per_second: Option<Spanned<f64>>,
 }
 
 /// `defaults:`.
@@ -190,10 +209,12 @@ impl Default for TlsSettings {
 /// One configured domain, with its defaults applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DomainConfig {
-    /// The mailbox domain, lower-case.
-    pub domain: String,
+    /// The mailbox domain.
+    pub domain: Domain,
     /// The probe address.
-    pub address: String,
+    pub address: MailAddress,
+    /// What the admin expects.
+    pub expect: Expectations,
     /// Extra labels on every series of the domain.
     pub labels: BTreeMap<String, String>,
     /// How often it is probed.
@@ -215,6 +236,8 @@ struct RawConfig {
     concurrency: Option<Spanned<usize>>,
     #[serde(default)]
     allow_any_target: bool,
+    #[serde(default)]
+    microsoft365: Option<RawMicrosoft365>,
     #[serde(default)]
     domains: Vec<RawDomain>,
 }
@@ -239,13 +262,13 @@ fn default_interval() -> Duration {
     Duration::from_secs(300)
 }
 fn default_timeout() -> Duration {
-    Duration::from_secs(30)
+    probe_defaults::DEFAULT_TIMEOUT
 }
 fn default_step_timeout() -> Duration {
-    Duration::from_secs(15)
+    probe_defaults::DEFAULT_STEP_TIMEOUT
 }
 fn default_phase_timeout() -> Duration {
-    Duration::from_secs(5)
+    probe_defaults::DEFAULT_PHASE_TIMEOUT
 }
 fn default_dns_timeout() -> Duration {
     Duration::from_secs(3)
@@ -266,8 +289,9 @@ impl Default for Config {
             defaults: Defaults::default(),
             resolver: ResolverSettings::default(),
             tls: TlsSettings::default(),
-            concurrency: 32,
+            concurrency: DEFAULT_CONCURRENCY,
             allow_any_target: false,
+            microsoft365: Microsoft365Settings::default(),
             domains: Vec::new(),
         }
     }
@@ -297,6 +321,7 @@ impl Config {
                 tls: TlsSettings::default(),
                 concurrency: None,
                 allow_any_target: false,
+                microsoft365: None,
                 domains: Vec::new(),
             }
         } else {
@@ -314,9 +339,8 @@ impl Config {
     }
 
     /// The domain entry for `domain`, if configured.
-    pub fn domain(&self, domain: &str) -> Option<&DomainConfig> {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        self.domains.iter().find(|d| d.domain == domain)
+    pub fn domain(&self, domain: &Domain) -> Option<&DomainConfig> {
+        self.domains.iter().find(|d| &d.domain == domain)
     }
 
     /// Probe options for a domain that is not configured (CLI `check`, `/probe` of any target).
@@ -326,25 +350,18 @@ impl Config {
             step_timeout: self.defaults.step_timeout,
             phase_timeout: self.defaults.phase_timeout,
             steps: self.defaults.steps.clone(),
-            expect: Expectations::default(),
         }
     }
 
-    /// The probe address for a target given as a domain or an address.
-    pub fn address_for(&self, target: &str) -> String {
-        if let Some(domain) = self.domain(crate::probe::domain_of(target))
-            && !target.contains('@')
-        {
-            return domain.address.clone();
-        }
-        if target.contains('@') {
-            target.to_owned()
-        } else {
-            format!(
-                "{}@{}",
-                self.defaults.local_part,
-                target.trim_end_matches('.').to_ascii_lowercase()
-            )
+    /// The probe address for a target: the address itself, the configured address of a
+    /// configured domain, or the default local part at the domain.
+    pub fn address_for(&self, target: &ProbeTarget) -> Result<MailAddress, NameError> {
+        match target {
+            ProbeTarget::Address(address) => Ok(address.clone()),
+            ProbeTarget::Domain(domain) => match self.domain(domain) {
+                Some(entry) => Ok(entry.address.clone()),
+                None => MailAddress::new(&self.defaults.local_part, domain.clone()),
+            },
         }
     }
 }
@@ -387,7 +404,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             return Err(at(&nowhere, format!("{name} must be greater than zero")));
         }
     }
-    validate_local_part(&defaults.local_part).map_err(|m| at(&nowhere, m))?;
+    MailAddress::new(
+        &defaults.local_part,
+        Domain::parse("example.com").map_err(|e| at(&nowhere, e.to_string()))?,
+    )
+    .map_err(|e| at(&nowhere, e.to_string()))?;
+    let microsoft365 = validate_microsoft365(raw.microsoft365)?;
     let concurrency = match &raw.concurrency {
         Some(spanned) if spanned.value == 0 || spanned.value > 10_000 => {
             return Err(at(
@@ -396,35 +418,31 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
         Some(spanned) => spanned.value,
-        None => 32,
+        None => DEFAULT_CONCURRENCY,
     };
     let mut seen = HashSet::new();
     let mut domains = Vec::with_capacity(raw.domains.len());
     for entry in raw.domains {
         let location = entry.domain.referenced;
-        let domain = normalize_domain(&entry.domain.value).map_err(|m| at(&location, m))?;
+        let domain =
+            Domain::parse(&entry.domain.value).map_err(|e| at(&location, e.to_string()))?;
         if !seen.insert(domain.clone()) {
             return Err(at(&location, format!("domain {domain} is listed twice")));
         }
         let address = match &entry.email {
             Some(email) => {
-                let value = email.value.trim();
-                let (local, email_domain) = value.rsplit_once('@').ok_or_else(|| {
-                    at(
-                        &email.referenced,
-                        format!("email {value:?} is not an address"),
-                    )
-                })?;
-                validate_local_part(local).map_err(|m| at(&email.referenced, m))?;
-                if !email_domain.eq_ignore_ascii_case(&domain) {
+                let address = MailAddress::parse(&email.value)
+                    .map_err(|e| at(&email.referenced, e.to_string()))?;
+                if address.domain() != &domain {
                     return Err(at(
                         &email.referenced,
-                        format!("email {value} is not in the domain {domain}"),
+                        format!("email {address} is not in the domain {domain}"),
                     ));
                 }
-                format!("{local}@{domain}")
+                address
             }
-            None => format!("{}@{domain}", defaults.local_part),
+            None => MailAddress::new(&defaults.local_part, domain.clone())
+                .map_err(|e| at(&location, e.to_string()))?,
         };
         let labels = match entry.labels {
             Some(labels) => {
@@ -451,8 +469,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 step_timeout: defaults.step_timeout,
                 phase_timeout: defaults.phase_timeout,
                 steps: entry.steps.unwrap_or_else(|| defaults.steps.clone()),
-                expect: entry.expect.unwrap_or_default(),
             },
+            expect: entry.expect.unwrap_or_default(),
             domain,
         });
     }
@@ -462,40 +480,59 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tls: raw.tls,
         concurrency,
         allow_any_target: raw.allow_any_target,
+        microsoft365,
         domains,
     })
 }
 
-/// Lower-cases and checks a mailbox domain: dotted labels of letters, digits and hyphens.
-pub fn normalize_domain(text: &str) -> Result<String, String> {
-    let domain = text.trim().trim_end_matches('.').to_ascii_lowercase();
-    let valid_label = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
+fn validate_microsoft365(
+    raw: Option<RawMicrosoft365>,
+) -> Result<Microsoft365Settings, ConfigError> {
+    let mut settings = Microsoft365Settings::default();
+    let Some(raw) = raw else {
+        return Ok(settings);
     };
-    if domain.is_empty() || domain.len() > 253 || !domain.split('.').all(valid_label) {
-        return Err(format!(
-            "{text:?} is not a domain name (letters, digits and hyphens in dotted labels)"
-        ));
+    if let Some(url) = raw.url {
+        let text = url.value.trim().trim_end_matches('/');
+        let parsed = url::Url::parse(text).map_err(|e| {
+            at(
+                &url.referenced,
+                format!("microsoft365.url {text:?} is not a URL: {e}"),
+            )
+        })?;
+        if parsed.scheme() != "https"
+            || parsed.host_str().is_none()
+            || !parsed.username().is_empty()
+            || parsed.query().is_some()
+        {
+            return Err(at(
+                &url.referenced,
+                format!(
+                    "microsoft365.url {text:?} must be an https URL without credentials or query"
+                ),
+            ));
+        }
+        settings.url = text.to_owned();
     }
-    Ok(domain)
-}
-
-fn validate_local_part(local: &str) -> Result<(), String> {
-    if local.is_empty()
-        || local.len() > 64
-        || local
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>' | '"'))
-    {
-        return Err(format!("{local:?} is not a valid local part of an address"));
+    if let Some(ttl) = raw.cache_ttl {
+        if ttl > Duration::from_secs(7 * 86_400) {
+            return Err(at(
+                &Location::UNKNOWN,
+                "microsoft365.cache_ttl must be at most 7d".into(),
+            ));
+        }
+        settings.cache_ttl = ttl;
     }
-    Ok(())
+    if let Some(rate) = raw.max_queries_per_second {
+        if !(rate.value > 0.0 && rate.value <= 1000.0) {
+            return Err(at(
+                &rate.referenced,
+                "microsoft365.max_queries_per_second must be above 0 and at most 1000".into(),
+            ));
+        }
+        settings.queries_per_second = rate.value;
+    }
+    Ok(settings)
 }
 
 fn validate_label_name(name: &str) -> Result<(), String> {
@@ -532,8 +569,8 @@ mod tests {
             "192.0.2.53:53".parse().unwrap()
         );
         let domain = &config.domains[0];
-        assert_eq!(domain.domain, "companyb.com");
-        assert_eq!(domain.address, "someone@companyb.com");
+        assert_eq!(domain.domain.ascii(), "companyb.com");
+        assert_eq!(domain.address.to_string(), "someone@companyb.com");
         assert_eq!(domain.labels["customer"], "CompanyB");
         assert_eq!(domain.probe.steps, StepId::ALL.to_vec());
     }
@@ -545,7 +582,7 @@ mod tests {
              domains:\n  - domain: a.example\n  - domain: b.example\n    interval: 30s\n    steps: [srv_record]\n    expect: {endpoint_step: srv_record}\n",
         )
         .unwrap();
-        assert_eq!(config.domains[0].address, "probe@a.example");
+        assert_eq!(config.domains[0].address.to_string(), "probe@a.example");
         assert_eq!(config.domains[0].interval, Duration::from_secs(60));
         assert_eq!(
             config.domains[0].probe.steps,
@@ -553,7 +590,7 @@ mod tests {
         );
         assert_eq!(config.domains[1].interval, Duration::from_secs(30));
         assert_eq!(
-            config.domains[1].probe.expect.endpoint_step,
+            config.domains[1].expect.endpoint_step,
             Some(StepId::SrvRecord)
         );
     }

@@ -12,13 +12,13 @@
 //! - [`render`]: the report as a text trace, metrics, HTML.
 //! - [`lab`]: a simulated world of DNS and TLS servers for tests and `demo`.
 
-pub mod autodiscover;
 pub mod cli;
 pub mod config;
+pub mod diagnose;
 pub mod exporter;
-pub mod findings;
 pub mod lab;
+pub mod model;
 pub mod net;
 pub mod probe;
+pub mod protocol;
 pub mod render;
-pub mod report;

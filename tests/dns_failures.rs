@@ -5,8 +5,8 @@
 
 mod support;
 
-use autodiscover_exporter::autodiscover::facts::DnsAnswer;
-use autodiscover_exporter::autodiscover::step::{Outcome, StepId, StepStatus};
+use autodiscover_exporter::model::facts::DnsAnswer;
+use autodiscover_exporter::model::step::{Outcome, StepId, StepStatus};
 use autodiscover_exporter::net::dns::{Dns, DnsProtocol};
 use autodiscover_exporter::probe::Prober;
 use hickory_server::proto::op::{Message, ResponseCode};
@@ -70,11 +70,19 @@ async fn refused_and_servfail_are_dns_errors() {
     let srv = report.step(StepId::SrvRecord).unwrap().srv.clone().unwrap();
     assert_eq!(srv.answer, DnsAnswer::Refused);
     assert_eq!(report.outcome, Outcome::NotFound);
-    assert!(report.findings.iter().any(|f| f.code == "dns_failure"));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.code.as_str() == "dns_failure")
+    );
 
     let (address, task) = answering(ResponseCode::ServFail).await;
     let report = prober_for(&world, address)
-        .probe("someone@broken.example", &support::fast_options())
+        .probe(
+            &mail_address("someone@broken.example"),
+            &support::fast_options(),
+        )
         .await;
     task.abort();
     let root = report.step(StepId::RootDomain).unwrap();
@@ -102,15 +110,18 @@ async fn refused_and_servfail_are_dns_errors() {
 async fn a_silent_resolver_is_a_probe_error() {
     let (world, _) = support::world().await;
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let report = prober_for(&world, silent.local_addr().unwrap())
-        .probe("someone@companya.example", &support::fast_options())
-        .await;
+    let prober = prober_for(&world, silent.local_addr().unwrap());
+    let report = support::probe_address(&prober, "someone@companya.example").await;
     assert_eq!(report.outcome, Outcome::ProbeError, "{:#?}", report.steps);
     assert!(
         report
             .findings
             .iter()
-            .any(|f| f.code == "resolver_unreachable")
+            .any(|f| f.code.as_str() == "resolver_unreachable")
     );
     assert!(report.duration_seconds < 10.0);
+}
+
+fn mail_address(text: &str) -> autodiscover_exporter::model::address::MailAddress {
+    autodiscover_exporter::model::address::MailAddress::parse(text).unwrap()
 }

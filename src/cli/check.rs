@@ -2,18 +2,21 @@
 
 use super::serve::network_prober;
 use super::{CheckArgs, EXIT_CANNOT_RUN, print_report};
-use crate::autodiscover::step::Outcome;
-use crate::config::{Config, NameServer, normalize_domain};
+use crate::config::{Config, NameServer};
+use crate::diagnose::{self, Expectations};
+use crate::model::address::{MailAddress, ProbeTarget};
+use crate::model::step::Outcome;
 use crate::net::tls::TlsTrust;
-use crate::probe::Prober;
+use crate::probe::{ProbeOptions, Prober};
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Probes one target and prints the trace; exit 0 for `ok`, 1 otherwise, 2 when it cannot run.
 pub(super) async fn run(args: CheckArgs) -> ExitCode {
     match prepare(&args) {
-        Ok((prober, address, options)) => {
-            let report = prober.probe(&address, &options).await;
+        Ok(run) => {
+            let mut report = run.prober.probe(&run.address, &run.options).await;
+            report.findings = diagnose::explain(&report, &run.expect);
             if let Err(code) = print_report(&report, args.output) {
                 return code;
             }
@@ -30,27 +33,24 @@ pub(super) async fn run(args: CheckArgs) -> ExitCode {
     }
 }
 
-fn prepare(args: &CheckArgs) -> Result<(Prober, String, crate::probe::ProbeOptions), String> {
+/// What one `check` needs.
+struct Prepared {
+    prober: Prober,
+    address: MailAddress,
+    options: ProbeOptions,
+    expect: Expectations,
+}
+
+fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
     let config = match &args.config_file {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    let target = args.target.trim();
-    let (local, domain) = match target.rsplit_once('@') {
-        Some((local, domain)) => (Some(local), domain),
-        None => (None, target),
-    };
-    let domain = normalize_domain(domain)?;
-    if local.is_some_and(|l| l.is_empty() || l.chars().any(char::is_whitespace)) {
-        return Err(format!("{target:?} is not a mail address"));
-    }
-    let address = match local {
-        Some(local) => format!("{local}@{domain}"),
-        None => config.address_for(&domain),
-    };
-    let mut options = match config.domain(&domain) {
-        Some(entry) => entry.probe.clone(),
-        None => config.ad_hoc_options(),
+    let target = ProbeTarget::parse(&args.target).map_err(|e| e.to_string())?;
+    let address = config.address_for(&target).map_err(|e| e.to_string())?;
+    let (mut options, expect) = match config.domain(target.domain()) {
+        Some(entry) => (entry.probe.clone(), entry.expect.clone()),
+        None => (config.ad_hoc_options(), Expectations::default()),
     };
     if let Some(timeout) = args.timeout {
         options.timeout = timeout;
@@ -62,7 +62,12 @@ fn prepare(args: &CheckArgs) -> Result<(Prober, String, crate::probe::ProbeOptio
     if let Some(ca_file) = &args.ca_file {
         config.tls.ca_file = Some(ca_file.clone());
     }
-    Ok((network_prober(&config)?, address, options))
+    Ok(Prepared {
+        prober: network_prober(&config)?,
+        address,
+        options,
+        expect,
+    })
 }
 
 /// Validates a configuration file; exit 0 when valid, 2 otherwise.

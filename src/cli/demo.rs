@@ -4,10 +4,12 @@ use super::serve::{bind, serve_until_signal};
 use super::{
     DemoArgs, EXIT_CANNOT_RUN, LogFormat, init_logging, parse_listen_address, print_report,
 };
-use crate::autodiscover::step::Outcome;
 use crate::config::Config;
+use crate::diagnose::{self, Expectations};
 use crate::exporter::{ConfigSource, Exporter, ProberFactory};
 use crate::lab::scenarios;
+use crate::model::address::{MailAddress, ProbeTarget};
+use crate::model::step::Outcome;
 use crate::probe::{ProbeOptions, Prober};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,12 +34,20 @@ pub(super) async fn run(args: DemoArgs) -> ExitCode {
         }
     };
     if let Some(target) = &args.check {
-        let address = if target.contains('@') {
-            target.clone()
-        } else {
-            format!("someone@{}", target.trim().to_ascii_lowercase())
+        let address = match ProbeTarget::parse(target) {
+            Ok(ProbeTarget::Address(address)) => Ok(address),
+            Ok(ProbeTarget::Domain(domain)) => MailAddress::new("someone", domain),
+            Err(error) => Err(error),
         };
-        let report = prober.probe(&address, &demo_options()).await;
+        let address = match address {
+            Ok(address) => address,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_CANNOT_RUN);
+            }
+        };
+        let mut report = prober.probe(&address, &demo_options()).await;
+        report.findings = diagnose::explain(&report, &Expectations::default());
         if let Err(code) = print_report(&report, args.output) {
             return code;
         }

@@ -196,7 +196,10 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// Prints a report as the trace (coloured on a terminal unless `NO_COLOR` is set) or as JSON.
-fn print_report(report: &crate::report::ProbeReport, output: Output) -> Result<(), ExitCode> {
+fn print_report(
+    report: &crate::model::report::ProbeReport,
+    output: Output,
+) -> Result<(), ExitCode> {
     use crate::render::trace::{self, Colour};
     use std::io::IsTerminal;
     match output {

@@ -8,6 +8,7 @@ use crate::net::connect::DirectConnector;
 use crate::net::dns::Dns;
 use crate::net::tls::TlsTrust;
 use crate::probe::Prober;
+use crate::probe::microsoft365::Microsoft365Client;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,7 +38,13 @@ async fn start(args: ServeArgs) -> Result<(), String> {
         .map(WebConfig::load)
         .transpose()?
         .map(Arc::new);
-    let factory: ProberFactory = Arc::new(network_prober);
+    // One Microsoft 365 client for the whole process: its cache, rate limit and throttling
+    // pause survive reloads (a reload must not turn into a burst of queries).
+    let microsoft365 = Arc::new(Microsoft365Client::default());
+    let factory: ProberFactory = Arc::new(move |config: &Config| {
+        microsoft365.reconfigure(config.microsoft365.clone());
+        Ok(network_prober(config)?.with_microsoft365(microsoft365.clone()))
+    });
     let exporter = Exporter::start(ConfigSource::File(path), factory, args.shard)?;
     let listener = bind(address).await?;
     tracing::info!(
@@ -101,5 +108,6 @@ pub(super) fn network_prober(config: &Config) -> Result<Prober, String> {
             "no trusted root certificates: every certificate will be reported as untrusted"
         );
     }
-    Ok(Prober::new(dns, trust, Arc::new(DirectConnector)))
+    let microsoft365 = Arc::new(Microsoft365Client::new(config.microsoft365.clone()));
+    Ok(Prober::new(dns, trust, Arc::new(DirectConnector)).with_microsoft365(microsoft365))
 }

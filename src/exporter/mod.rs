@@ -7,9 +7,11 @@ pub mod store;
 pub mod web;
 pub mod web_config;
 
-use crate::config::{Config, DomainConfig, normalize_domain};
-use crate::probe::{ProbeOptions, Prober, domain_of};
-use crate::report::ProbeReport;
+use crate::config::{Config, DomainConfig};
+use crate::diagnose::{self, Expectations};
+use crate::model::address::ProbeTarget;
+use crate::model::report::ProbeReport;
+use crate::probe::{ProbeOptions, Prober};
 use scheduler::{Scheduler, fnv1a};
 use self_metrics::SelfMetrics;
 use std::path::PathBuf;
@@ -155,7 +157,7 @@ impl Exporter {
         let domains: Vec<Arc<DomainConfig>> = config
             .domains
             .iter()
-            .filter(|d| self.in_shard(&d.domain))
+            .filter(|d| self.in_shard(d.domain.ascii()))
             .map(|d| match self.shared.store.get(&d.domain) {
                 // An unchanged domain keeps its task, and with it its schedule.
                 Some(entry) if *entry.config == *d => entry.config,
@@ -205,34 +207,33 @@ impl Exporter {
         deadline: Option<Duration>,
     ) -> Result<(ProbeReport, Arc<DomainConfig>), ProbeRefusal> {
         let config = self.shared.config();
-        let target = target.trim();
-        let domain = normalize_domain(domain_of(target))
-            .map_err(|_| ProbeRefusal::Invalid(target.to_owned()))?;
-        if target.contains('@') && target.split('@').next().is_none_or(str::is_empty) {
-            return Err(ProbeRefusal::Invalid(target.to_owned()));
-        }
+        let parsed = ProbeTarget::parse(target)
+            .map_err(|_| ProbeRefusal::Invalid(target.trim().to_owned()))?;
+        let domain = parsed.domain().clone();
+        let address = config
+            .address_for(&parsed)
+            .map_err(|_| ProbeRefusal::Invalid(target.trim().to_owned()))?;
         let entry = match config.domain(&domain) {
-            Some(entry) => {
-                let mut entry = entry.clone();
-                if target.contains('@') {
-                    entry.address = target.to_owned();
-                }
-                entry
-            }
+            Some(entry) => DomainConfig {
+                address,
+                ..entry.clone()
+            },
             None if config.allow_any_target => DomainConfig {
-                address: config.address_for(target),
+                address,
+                expect: Expectations::default(),
                 labels: Default::default(),
                 interval: config.defaults.interval,
                 probe: config.ad_hoc_options(),
-                domain: domain.clone(),
+                domain,
             },
-            None => return Err(ProbeRefusal::NotConfigured(domain)),
+            None => return Err(ProbeRefusal::NotConfigured(domain.to_string())),
         };
         let mut options: ProbeOptions = entry.probe.clone();
         if let Some(deadline) = deadline {
             options.timeout = options.timeout.min(deadline);
         }
-        let report = self.shared.prober().probe(&entry.address, &options).await;
+        let mut report = self.shared.prober().probe(&entry.address, &options).await;
+        report.findings = diagnose::explain(&report, &entry.expect);
         Ok((report, Arc::new(entry)))
     }
 

@@ -3,6 +3,7 @@
 
 use super::Shared;
 use crate::config::DomainConfig;
+use crate::diagnose;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ impl Scheduler {
     /// Makes the running tasks match `domains`: removed domains stop, new or changed ones start.
     pub fn apply(&mut self, shared: &Arc<Shared>, domains: &[Arc<DomainConfig>]) {
         let wanted: HashMap<&str, &Arc<DomainConfig>> =
-            domains.iter().map(|d| (d.domain.as_str(), d)).collect();
+            domains.iter().map(|d| (d.domain.ascii(), d)).collect();
         self.tasks.retain(|domain, (config, handle)| {
             let keep = wanted
                 .get(domain.as_str())
@@ -32,12 +33,12 @@ impl Scheduler {
             keep
         });
         for config in domains {
-            if self.tasks.contains_key(&config.domain) {
+            if self.tasks.contains_key(config.domain.ascii()) {
                 continue;
             }
             let handle = tokio::spawn(probe_forever(shared.clone(), config.clone()));
             self.tasks
-                .insert(config.domain.clone(), (config.clone(), handle));
+                .insert(config.domain.ascii().to_owned(), (config.clone(), handle));
         }
     }
 
@@ -56,7 +57,7 @@ impl Drop for Scheduler {
 }
 
 async fn probe_forever(shared: Arc<Shared>, config: Arc<DomainConfig>) {
-    let mut jitter = Jitter::seeded(&config.domain);
+    let mut jitter = Jitter::seeded(config.domain.ascii());
     let mut delay = jitter.within(STARTUP_SPREAD.min(config.interval));
     loop {
         tokio::time::sleep(delay).await;
@@ -65,7 +66,8 @@ async fn probe_forever(shared: Arc<Shared>, config: Arc<DomainConfig>) {
             return;
         };
         let prober = shared.prober();
-        let report = prober.probe(&config.address, &config.probe).await;
+        let mut report = prober.probe(&config.address, &config.probe).await;
+        report.findings = diagnose::explain(&report, &config.expect);
         drop(permit);
         tracing::debug!(
             domain = %config.domain,

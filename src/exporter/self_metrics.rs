@@ -1,7 +1,7 @@
 //! The exporter's own metrics (`autodiscover_exporter_*`) and the process metrics.
 
 use super::process::ProcessCollector;
-use crate::autodiscover::step::Outcome;
+use crate::model::step::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

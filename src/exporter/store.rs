@@ -2,8 +2,10 @@
 //! time; a reload adds and removes entries.
 
 use crate::config::DomainConfig;
+use crate::model::address::Domain;
+use crate::model::report::ProbeReport;
+use crate::render::html::DomainView;
 use crate::render::metrics::{self, DomainSamples};
-use crate::report::ProbeReport;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -14,6 +16,17 @@ pub struct DomainEntry {
     pub config: Arc<DomainConfig>,
     /// The latest finished probe, if any.
     pub latest: Option<Arc<Latest>>,
+}
+
+impl DomainEntry {
+    /// What the pages show of it.
+    pub fn view(&self) -> DomainView<'_> {
+        DomainView {
+            domain: &self.config.domain,
+            labels: &self.config.labels,
+            report: self.latest.as_ref().map(|l| &l.report),
+        }
+    }
 }
 
 /// A finished probe and its rendered samples.
@@ -28,18 +41,18 @@ pub struct Latest {
 /// All domains, by name.
 #[derive(Debug, Default)]
 pub struct Store {
-    domains: RwLock<BTreeMap<String, DomainEntry>>,
+    domains: RwLock<BTreeMap<Domain, DomainEntry>>,
 }
 
 impl Store {
     /// Read access for rendering.
-    pub fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, DomainEntry>> {
+    pub fn read(&self) -> RwLockReadGuard<'_, BTreeMap<Domain, DomainEntry>> {
         self.domains
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, DomainEntry>> {
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<Domain, DomainEntry>> {
         self.domains
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -82,7 +95,7 @@ impl Store {
     }
 
     /// The entry of one domain.
-    pub fn get(&self, domain: &str) -> Option<DomainEntry> {
+    pub fn get(&self, domain: &Domain) -> Option<DomainEntry> {
         self.read().get(domain).cloned()
     }
 
@@ -126,7 +139,7 @@ pub fn exposition(
 
 /// Renders a report's samples with the domain's labels.
 pub fn render(config: &DomainConfig, report: ProbeReport) -> Latest {
-    let labels = metrics::domain_labels(&config.domain, &config.labels);
+    let labels = metrics::domain_labels(config.domain.display(), &config.labels);
     let samples = metrics::render_domain(&report, &labels, config.interval);
     Latest { report, samples }
 }

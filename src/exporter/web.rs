@@ -1,10 +1,12 @@
 //! The HTTP server: `/metrics`, `/probe`, `/`, `/domains/D`, `/-/reload`, `/-/healthy`,
 //! `/-/ready`. The caller binds the listener, so tests serve on `127.0.0.1:0`.
 
+use super::store::DomainEntry;
 use super::web_config::WebConfig;
 use super::{Exporter, ProbeRefusal};
+use crate::model::address::Domain;
 use crate::net::tls::unix_now;
-use crate::render::html;
+use crate::render::html::{self, DomainView};
 use crate::render::metrics::{self, Format};
 use crate::render::trace::{self, Colour};
 use bytes::Bytes;
@@ -198,17 +200,19 @@ async fn route(
         }
         (Method::GET, "/") => {
             let entries: Vec<_> = shared.store.read().values().cloned().collect();
-            html_response(html::status_page(&entries, unix_now()))
+            let views: Vec<DomainView<'_>> = entries.iter().map(DomainEntry::view).collect();
+            html_response(html::status_page(&views, unix_now()))
         }
         (Method::GET, p) if p.starts_with("/domains/") => {
             let raw = &p["/domains/".len()..];
-            let domain = percent_decode(raw)
-                .trim_end_matches('.')
-                .to_ascii_lowercase();
-            let Some(entry) = shared.store.get(&domain) else {
+            let decoded = percent_decode(raw);
+            let Some(entry) = Domain::parse(&decoded)
+                .ok()
+                .and_then(|domain| shared.store.get(&domain))
+            else {
                 return text(
                     StatusCode::NOT_FOUND,
-                    &format!("{domain} is not a configured domain\n"),
+                    &format!("{} is not a configured domain\n", decoded.escape_debug()),
                 );
             };
             let wants_json = accept
@@ -232,7 +236,7 @@ async fn route(
                     ),
                 };
             }
-            html_response(html::domain_page(&entry, unix_now()))
+            html_response(html::domain_page(&entry.view(), unix_now()))
         }
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(

@@ -58,9 +58,7 @@ impl DnsServer {
             .map_err(zone_error)?;
             catalog.upsert(LowerName::new(&name), vec![Arc::new(handler)]);
         }
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-        let address = udp.local_addr()?;
-        let tcp = tokio::net::TcpListener::bind(address).await?;
+        let (udp, tcp, address) = bind_pair().await?;
         let mut server = Server::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
@@ -70,8 +68,27 @@ impl DnsServer {
         })
     }
 
-    /// Where it listens.
+    /// Where it listens (UDP and TCP).
     pub fn address(&self) -> SocketAddr {
         self.address
     }
+}
+
+/// A UDP socket and a TCP listener on the same loopback port. The OS picks a free TCP port
+/// (the scarcer kind while tests open many client connections); UDP then takes the same
+/// number, and a clash, rare but possible, is retried on another port.
+async fn bind_pair() -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr)>
+{
+    const ATTEMPTS: usize = 64;
+    let mut last_error = None;
+    for _ in 0..ATTEMPTS {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = tcp.local_addr()?;
+        match tokio::net::UdpSocket::bind(address).await {
+            Ok(udp) => return Ok((udp, tcp, address)),
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(error),
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("no free port pair")))
 }

@@ -105,6 +105,29 @@ impl TestCa {
         })
     }
 
+    /// Issues a leaf served without any issuer (an incomplete chain), optionally with an
+    /// Authority Information Access `caIssuers` URL naming where the issuer can be fetched.
+    pub fn issue_leaf_only(
+        &self,
+        names: &[&str],
+        ca_issuers: Option<&str>,
+    ) -> Result<ServerIdentity, PkiError> {
+        let (mut params, key) = leaf_params(names, Validity::ValidFor { days: 365 })?;
+        if let Some(url) = ca_issuers {
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                    authority_info_access(url),
+                ));
+        }
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServerIdentity {
+            chain: vec![cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        })
+    }
+
     /// An intermediate CA issued by this one; its leaves are served with it (not the root).
     pub fn intermediate(&self, name: &str, validity: Validity) -> Result<Self, PkiError> {
         let (mut params, key) = leaf_params(&[], validity)?;
@@ -160,4 +183,21 @@ fn leaf_params(
     params.not_before = not_before;
     params.not_after = not_after;
     Ok((params, KeyPair::generate()?))
+}
+
+/// DER of an AuthorityInfoAccessSyntax with one caIssuers URI (short URLs only: every length
+/// here fits one byte, which the lab's URLs do).
+fn authority_info_access(url: &str) -> Vec<u8> {
+    const CA_ISSUERS: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    let url = &url.as_bytes()[..url.len().min(100)];
+    let mut description = Vec::new();
+    description.extend_from_slice(&CA_ISSUERS);
+    description.push(0x86);
+    description.push(url.len() as u8);
+    description.extend_from_slice(url);
+    let mut access = vec![0x30, description.len() as u8];
+    access.extend_from_slice(&description);
+    let mut syntax = vec![0x30, access.len() as u8];
+    syntax.extend_from_slice(&access);
+    syntax
 }

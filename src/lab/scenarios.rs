@@ -4,7 +4,7 @@
 use super::pki::{TestCa, Validity};
 use super::site::Behaviour;
 use super::world::{WorldBuilder, WorldError};
-use crate::autodiscover::step::{Outcome, StepId};
+use crate::model::step::{Outcome, StepId};
 
 /// One simulated mail domain and what a probe must conclude about it.
 #[derive(Clone, Debug)]
@@ -207,6 +207,46 @@ pub fn catalogue() -> Vec<Scenario> {
             false,
         ),
         s(
+            "cloud.example",
+            "Microsoft 365 tenant; the bare domain's web site certificate lacks the name",
+            "Cloud Ltd",
+            Ok,
+            Some(StepId::Microsoft365),
+            true,
+        ),
+        s(
+            "hybridm365.example",
+            "hybrid: Microsoft 365 names the on-premises Exchange",
+            "Hybrid365 Ltd",
+            Ok,
+            Some(StepId::Microsoft365),
+            true,
+        ),
+        s(
+            "leafonly.example",
+            "server sends only its leaf; the issuer is at the AIA URL",
+            "Leafonly Ltd",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            true,
+        ),
+        s(
+            "leafnoaia.example",
+            "server sends only its leaf and names no AIA URL",
+            "Leafnoaia Ltd",
+            CertificatePrompt,
+            None,
+            false,
+        ),
+        s(
+            "xn--mnchen-3ya.example",
+            "international domain (münchen.example), probed as its A-label",
+            "München GmbH",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            false,
+        ),
+        s(
             "blackhole.example",
             "bare domain drops packets, SRV to the Exchange host",
             "Blackhole Ltd",
@@ -395,6 +435,69 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
     let drip = issue(w.ca(), &["slowdrip.example"])?;
     w.https("203.0.113.55", drip, Behaviour::SlowDrip);
     w.zone("slowdrip.example", "@ A 203.0.113.55");
+
+    // Microsoft 365: knows the cloud tenant and the hybrid organisation, 302 for the rest.
+    let microsoft = issue(
+        w.ca(),
+        &[
+            "outlook.office365.com",
+            "autodiscover.outlook.com",
+            "*.outlook.com",
+        ],
+    )?;
+    w.https(
+        "203.0.113.60",
+        microsoft,
+        Behaviour::Microsoft365 {
+            known: vec![
+                (
+                    "someone@cloud.example".into(),
+                    "https://outlook.office365.com/autodiscover/autodiscover.xml".into(),
+                ),
+                (
+                    "someone@hybridm365.example".into(),
+                    "https://mail.hybridm365.example/autodiscover/autodiscover.xml".into(),
+                ),
+            ],
+        },
+    );
+    w.zone("office365.com", "outlook A 203.0.113.60");
+    w.zone("outlook.com", "autodiscover A 203.0.113.60");
+    let cloud_site = issue(w.ca(), &["www.cloud.example"])?;
+    w.https("198.51.100.60", cloud_site, Behaviour::WebSite);
+    w.zone(
+        "cloud.example",
+        "@ A 198.51.100.60\nwww A 198.51.100.60\nautodiscover CNAME autodiscover.outlook.com.",
+    );
+    let hybrid_exchange = issue(w.ca(), &["mail.hybridm365.example"])?;
+    w.https("203.0.113.61", hybrid_exchange, Behaviour::Exchange);
+    w.zone("hybridm365.example", "mail A 203.0.113.61");
+
+    // Incomplete chains: the leaf alone, issued by an intermediate the client must fetch.
+    let intermediate = w
+        .ca()
+        .intermediate("Lab Issuing CA 1", Validity::ValidFor { days: 1000 })?;
+    let leaf_only = intermediate.issue_leaf_only(
+        &["autodiscover.leafonly.example"],
+        Some("http://aia.lab.example/issuing1.der"),
+    )?;
+    w.https("203.0.113.62", leaf_only, Behaviour::Exchange);
+    w.zone("leafonly.example", "autodiscover A 203.0.113.62");
+    w.http(
+        "203.0.113.63",
+        Behaviour::File {
+            body: intermediate.der().to_vec(),
+        },
+    );
+    w.zone("lab.example", "aia A 203.0.113.63\nmail A 203.0.113.10");
+    let no_aia = intermediate.issue_leaf_only(&["autodiscover.leafnoaia.example"], None)?;
+    w.https("203.0.113.64", no_aia, Behaviour::Exchange);
+    w.zone("leafnoaia.example", "autodiscover A 203.0.113.64");
+
+    // An international domain, published (and certified) under its A-label.
+    let munich = issue(w.ca(), &["autodiscover.xn--mnchen-3ya.example"])?;
+    w.https("203.0.113.65", munich, Behaviour::Exchange);
+    w.zone("xn--mnchen-3ya.example", "autodiscover A 203.0.113.65");
 
     let broken = issue(w.ca(), &["autodiscover.brokenxml.example"])?;
     w.https("203.0.113.56", broken, Behaviour::BrokenXml);

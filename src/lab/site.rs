@@ -2,7 +2,7 @@
 //! over TLS (port 443) or plain HTTP (port 80).
 
 use super::pki::ServerIdentity;
-use crate::autodiscover::pox;
+use crate::protocol::pox;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -61,6 +61,17 @@ pub enum Behaviour {
     SlowDrip,
     /// 200 with a truncated Autodiscover document.
     BrokenXml,
+    /// Microsoft 365's service: the JSON Autodiscover answers 200 with a `Url` for the known
+    /// addresses and 302 for every other one; the POX path answers 401 (Bearer, Basic).
+    Microsoft365 {
+        /// Known addresses (lower-case) and the POX URL the service names for each.
+        known: Vec<(String, String)>,
+    },
+    /// The same bytes on every path (an AIA URL serving a certificate).
+    File {
+        /// The body.
+        body: Vec<u8>,
+    },
 }
 
 /// Serves `behaviour` on `listener` (over TLS with `identity`) until `shutdown` turns true.
@@ -128,10 +139,8 @@ async fn answer(
     behaviour: Arc<Behaviour>,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let autodiscover_path = request
-        .uri()
-        .path()
-        .eq_ignore_ascii_case("/autodiscover/autodiscover.xml");
+    let path = request.uri().path().to_owned();
+    let autodiscover_path = path.eq_ignore_ascii_case("/autodiscover/autodiscover.xml");
     let is_post = request.method() == hyper::Method::POST;
     // Read (and bound) the request body so the connection stays usable.
     let body = http_body_util::Limited::new(request.into_body(), 64 * 1024)
@@ -185,6 +194,16 @@ async fn answer(
             xml("<?xml version=\"1.0\"?><Autodiscover><Response><Account><Action>sett".to_owned())
         }
         Behaviour::Silent => status(StatusCode::NOT_FOUND),
+        Behaviour::Microsoft365 { .. } if autodiscover_path => microsoft365_challenge(),
+        Behaviour::Microsoft365 { known } => microsoft365_json(known, &path),
+        Behaviour::File { body } => {
+            let mut response = Response::new(Full::new(Bytes::from(body.clone())).boxed());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/pkix-cert"),
+            );
+            response
+        }
     };
     Ok(response)
 }
@@ -200,6 +219,60 @@ fn exchange_challenge() -> Response<ResponseBody> {
         ("X-OAuth-Enabled", "True"),
         ("X-FEServer", "LAB-EX01"),
         ("Server", "Microsoft-IIS/10.0"),
+    ] {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    response
+}
+
+/// Microsoft 365's answer to `GET /autodiscover/autodiscover.json/v1.0/{address}`.
+fn microsoft365_json(known: &[(String, String)], path: &str) -> Response<ResponseBody> {
+    const PREFIX: &str = "/autodiscover/autodiscover.json/v1.0/";
+    let lower = path.to_ascii_lowercase();
+    let Some(address) = lower.strip_prefix(PREFIX) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    match known.iter().find(|(a, _)| a == address) {
+        Some((_, url)) => {
+            let body = serde_json::json!({"Protocol": "AutodiscoverV1", "Url": url}).to_string();
+            let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            response
+        }
+        None => {
+            let mut response = status(StatusCode::FOUND);
+            if let Ok(value) = hyper::header::HeaderValue::from_str(&format!(
+                "https://outlook.office365.com{PREFIX}{address}?Protocol=AutodiscoverV1"
+            )) {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::LOCATION, value);
+            }
+            response
+        }
+    }
+}
+
+fn microsoft365_challenge() -> Response<ResponseBody> {
+    let mut response = status(StatusCode::UNAUTHORIZED);
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            "WWW-Authenticate",
+            "Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\"",
+        ),
+        ("WWW-Authenticate", "Basic Realm=\"\""),
+        ("X-SOAP-Enabled", "True"),
+        ("X-OAuth-Enabled", "True"),
+        ("X-FEServer", "LAB365FE01"),
     ] {
         if let (Ok(name), Ok(value)) = (
             hyper::header::HeaderName::from_bytes(name.as_bytes()),

@@ -1,6 +1,6 @@
 //! Certificate facts (x509-parser) and the three independent judgements: name, trust, time.
 
-use crate::autodiscover::facts::{CertificateFacts, CertificateVerdict, Validity};
+use crate::model::facts::{CertificateFacts, CertificateSource, CertificateVerdict, Validity};
 use rustls::RootCertStore;
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::CryptoProvider;
@@ -8,26 +8,17 @@ use rustls::server::ParsedCertificate;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
 /// Reads the facts of one DER certificate. Unparseable input still gets its fingerprint.
 pub fn facts(der: &[u8], now_unix: i64) -> CertificateFacts {
     let fingerprint_sha256 = hex(&Sha256::digest(der));
-    let Ok((_, cert)) = X509Certificate::from_der(der) else {
-        return CertificateFacts {
-            subject: "(unparseable certificate)".into(),
-            issuer: String::new(),
-            dns_names: vec![],
-            ip_addresses: vec![],
-            serial: String::new(),
-            fingerprint_sha256,
-            not_before: 0,
-            not_after: 0,
-            days_to_expiry: 0.0,
-            self_signed: false,
-        };
+    let cert = match X509Certificate::from_der(der) {
+        Ok((_, cert)) => cert,
+        Err(error) => return unparseable(fingerprint_sha256, error.to_string()),
     };
     let mut dns_names = Vec::new();
     let mut ip_addresses = Vec::new();
@@ -40,6 +31,7 @@ pub fn facts(der: &[u8], now_unix: i64) -> CertificateFacts {
             }
         }
     }
+    let ca_issuers = ca_issuer_urls(&cert);
     let subject = cert.subject().to_string();
     let issuer = cert.issuer().to_string();
     let not_before = cert.validity().not_before.timestamp();
@@ -54,8 +46,53 @@ pub fn facts(der: &[u8], now_unix: i64) -> CertificateFacts {
         fingerprint_sha256,
         not_before,
         not_after,
-        days_to_expiry: round2((not_after - now_unix) as f64 / SECONDS_PER_DAY),
+        days_to_expiry: round2(not_after.saturating_sub(now_unix) as f64 / SECONDS_PER_DAY),
+        ca_issuers,
+        source: CertificateSource::Presented,
+        parse_error: None,
     }
+}
+
+/// Facts of bytes that are not a certificate x509-parser can read: only the fingerprint is
+/// known, and the reason is kept so renderers can say why no dates are shown.
+fn unparseable(fingerprint_sha256: String, reason: String) -> CertificateFacts {
+    CertificateFacts {
+        subject: "(unparseable certificate)".into(),
+        issuer: String::new(),
+        dns_names: vec![],
+        ip_addresses: vec![],
+        serial: String::new(),
+        fingerprint_sha256,
+        not_before: 0,
+        not_after: 0,
+        days_to_expiry: 0.0,
+        self_signed: false,
+        ca_issuers: vec![],
+        source: CertificateSource::Presented,
+        parse_error: Some(reason),
+    }
+}
+
+/// Most AIA URLs kept per certificate.
+const MAX_CA_ISSUERS: usize = 4;
+
+/// The `caIssuers` URLs of the Authority Information Access extension.
+fn ca_issuer_urls(cert: &X509Certificate<'_>) -> Vec<String> {
+    let mut urls = Vec::new();
+    for extension in cert.extensions() {
+        if let ParsedExtension::AuthorityInfoAccess(aia) = extension.parsed_extension() {
+            for description in &aia.accessdescs {
+                if description.access_method == OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS
+                    && let GeneralName::URI(uri) = &description.access_location
+                    && urls.len() < MAX_CA_ISSUERS
+                    && uri.len() <= 2048
+                {
+                    urls.push((*uri).to_owned());
+                }
+            }
+        }
+    }
+    urls
 }
 
 /// Judges a presented chain for `host`: does the leaf cover the name, does the chain lead to a
@@ -163,6 +200,7 @@ pub fn judge(
         validity,
         trust_error: trust.err(),
         validity_error,
+        completed_by_aia: false,
     })
 }
 
@@ -178,30 +216,6 @@ fn time_error(error: &rustls::Error) -> Option<Validity> {
         }
         _ => None,
     }
-}
-
-/// Names on a certificate that only exist inside a company network (`.local`, `.lan`,
-/// `.internal`, single-label names): public CAs stopped issuing them in 2015.
-pub fn internal_names(cert: &CertificateFacts) -> Vec<String> {
-    cert.dns_names
-        .iter()
-        .filter(|name| is_internal_name(name))
-        .cloned()
-        .collect()
-}
-
-fn is_internal_name(name: &str) -> bool {
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    let suffixes = [
-        ".local",
-        ".lan",
-        ".internal",
-        ".localdomain",
-        ".corp",
-        ".home",
-        ".intranet",
-    ];
-    !name.contains('.') || suffixes.iter().any(|s| name.ends_with(s))
 }
 
 /// Lower-case hex of bytes.
@@ -232,16 +246,6 @@ fn round2(value: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn internal_names_are_recognised() {
-        for name in ["corp-sbs.local", "exchange", "mail.corp.lan", "x.internal"] {
-            assert!(is_internal_name(name), "{name}");
-        }
-        for name in ["webmail.companya.com", "autodiscover.example.test"] {
-            assert!(!is_internal_name(name), "{name}");
-        }
-    }
 
     #[test]
     fn garbage_is_not_a_panic() {
@@ -313,7 +317,7 @@ mod name_matching {
         assert!(!verdict_for(&id.chain, &roots, "autodiscover.companya.com").name_matches);
         assert!(!verdict_for(&id.chain, &roots, "companyb.com").name_matches);
         let leaf = facts(id.chain[0].as_ref(), 0);
-        assert_eq!(internal_names(&leaf), vec!["corp-sbs.local".to_owned()]);
+        assert_eq!(leaf.internal_names(), vec!["corp-sbs.local".to_owned()]);
     }
 
     #[test]
@@ -350,7 +354,7 @@ mod name_matching {
         assert_eq!(verdict.validity, Validity::Expired);
         assert_eq!(
             verdict.problem(),
-            Some(crate::autodiscover::step::StepStatus::CertNameMismatch)
+            Some(crate::model::step::StepStatus::CertNameMismatch)
         );
 
         let future = ca
@@ -385,7 +389,7 @@ mod name_matching {
         assert_eq!(verdict.validity, Validity::Expired);
         assert_eq!(
             verdict.problem(),
-            Some(crate::autodiscover::step::StepStatus::CertExpired)
+            Some(crate::model::step::StepStatus::CertExpired)
         );
 
         // a current leaf under an expired intermediate fails today

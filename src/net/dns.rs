@@ -1,7 +1,7 @@
 //! DNS through hickory-resolver: A/AAAA with their CNAME chain, and SRV, with NXDOMAIN, NODATA,
 //! SERVFAIL and timeouts kept apart. Caching is off: every probe sees the live DNS.
 
-use crate::autodiscover::facts::{CnameHop, DnsAnswer, HostLookup, SrvLookup, SrvRecord};
+use crate::model::facts::{CnameHop, DnsAnswer, HostLookup, SrvLookup, SrvRecord};
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };

@@ -1,20 +1,20 @@
 //! HTTP/1.1 requests over a connection the probe opened itself: no pooling, no automatic
 //! redirects, a timeout on the response head and on the body, and a cap on the body size.
 
-use crate::autodiscover::facts::{BodyKind, HttpExchange, HttpFailure};
-use crate::autodiscover::pox;
+use crate::model::facts::{BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod};
+use crate::protocol::microsoft365;
+use crate::protocol::pox;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST, LOCATION, SERVER, USER_AGENT, WWW_AUTHENTICATE};
+use hyper::header::{
+    CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER, SERVER, USER_AGENT, WWW_AUTHENTICATE,
+};
 use hyper::{HeaderMap, Request};
 use hyper_util::rt::TokioIo;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-
-/// Most body bytes read from any response. Autodiscover answers are a few kilobytes.
-pub const BODY_CAP: usize = 256 * 1024;
 
 /// The User-Agent of every probe request.
 pub const PROBE_USER_AGENT: &str = concat!(
@@ -68,7 +68,8 @@ impl HttpConnection {
             .header("X-MapiHttpCapability", "1")
             .header("X-AnchorMailbox", address)
             .body(Full::new(Bytes::from(pox::request_body(address))));
-        self.send("POST", request, timeout).await
+        self.send(HttpMethod::Post, request, timeout, BODY_CAP)
+            .await
     }
 
     /// Sends an unauthenticated GET (port-80 redirect step, Exchange fingerprint).
@@ -77,7 +78,22 @@ impl HttpConnection {
             .header(HOST, host_header)
             .header(USER_AGENT, PROBE_USER_AGENT)
             .body(Full::new(Bytes::new()));
-        self.send("GET", request, timeout).await
+        self.send(HttpMethod::Get, request, timeout, BODY_CAP).await
+    }
+
+    /// Sends a GET and returns the raw body too, read up to `cap` bytes (AIA certificates).
+    pub async fn get_bytes(
+        &mut self,
+        host_header: &str,
+        path: &str,
+        timeout: Duration,
+        cap: usize,
+    ) -> (HttpExchange, Vec<u8>) {
+        let request = Request::get(path)
+            .header(HOST, host_header)
+            .header(USER_AGENT, PROBE_USER_AGENT)
+            .body(Full::new(Bytes::new()));
+        self.exchange(HttpMethod::Get, request, timeout, cap).await
     }
 
     /// The connection can take another request.
@@ -87,10 +103,21 @@ impl HttpConnection {
 
     async fn send(
         &mut self,
-        method: &str,
+        method: HttpMethod,
         request: Result<Request<Full<Bytes>>, hyper::http::Error>,
         timeout: Duration,
+        cap: usize,
     ) -> HttpExchange {
+        self.exchange(method, request, timeout, cap).await.0
+    }
+
+    async fn exchange(
+        &mut self,
+        method: HttpMethod,
+        request: Result<Request<Full<Bytes>>, hyper::http::Error>,
+        timeout: Duration,
+        cap: usize,
+    ) -> (HttpExchange, Vec<u8>) {
         let started = Instant::now();
         let mut exchange = HttpExchange::failed(method, HttpFailure::Timeout);
         exchange.failure = None;
@@ -100,7 +127,7 @@ impl HttpConnection {
                 exchange.failure = Some(HttpFailure::Protocol {
                     detail: format!("cannot build the request: {error}"),
                 });
-                return exchange;
+                return (exchange, Vec::new());
             }
         };
         let ready = tokio::time::timeout(timeout, self.sender.ready()).await;
@@ -114,29 +141,29 @@ impl HttpConnection {
             Err(_) => {
                 exchange.failure = Some(HttpFailure::Timeout);
                 exchange.duration_seconds = started.elapsed().as_secs_f64();
-                return exchange;
+                return (exchange, Vec::new());
             }
             Ok(Err(error)) => {
                 exchange.failure = Some(HttpFailure::Protocol {
                     detail: error.to_string(),
                 });
                 exchange.duration_seconds = started.elapsed().as_secs_f64();
-                return exchange;
+                return (exchange, Vec::new());
             }
             Ok(Ok(response)) => response,
         };
         exchange.status = Some(response.status().as_u16());
         record_headers(&mut exchange, response.headers());
-        let (body, read_failure) = read_capped(response.into_body(), timeout).await;
+        let (body, read_failure) = read_capped(response.into_body(), timeout, cap).await;
         exchange.failure = read_failure;
-        exchange.body_bytes = body.len().min(BODY_CAP);
-        exchange.body = if body.len() > BODY_CAP {
+        exchange.body_bytes = body.len().min(cap);
+        exchange.body = if body.len() > cap {
             BodyKind::TooLarge
         } else {
-            classify_body(&body, exchange.content_type.as_deref())
+            body_kind(&body, exchange.content_type.as_deref())
         };
         exchange.duration_seconds = started.elapsed().as_secs_f64();
-        exchange
+        (exchange, body)
     }
 }
 
@@ -146,10 +173,11 @@ impl Drop for HttpConnection {
     }
 }
 
-/// Reads at most `BODY_CAP + 1` bytes, within `timeout` in all (slow-drip bodies end there).
+/// Reads at most `cap + 1` bytes, within `timeout` in all (slow-drip bodies end there).
 async fn read_capped(
     mut body: hyper::body::Incoming,
     timeout: Duration,
+    cap: usize,
 ) -> (Vec<u8>, Option<HttpFailure>) {
     let mut collected = Vec::new();
     let deadline = Instant::now() + timeout;
@@ -168,9 +196,10 @@ async fn read_capped(
             Ok(Some(Ok(frame))) => frame,
         };
         if let Ok(data) = frame.into_data() {
-            let room = BODY_CAP + 1 - collected.len();
+            // `collected` never exceeds `cap + 1`: the check below returns as soon as it does.
+            let room = (cap + 1).saturating_sub(collected.len());
             collected.extend_from_slice(&data[..data.len().min(room)]);
-            if collected.len() > BODY_CAP {
+            if collected.len() > cap {
                 return (collected, None);
             }
         }
@@ -186,6 +215,10 @@ fn record_headers(exchange: &mut HttpExchange, headers: &HeaderMap) {
     exchange.location = headers.get(LOCATION).map(text);
     exchange.server = headers.get(SERVER).map(text);
     exchange.content_type = headers.get(CONTENT_TYPE).map(text);
+    exchange.retry_after_seconds = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     exchange.www_authenticate = headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
@@ -226,7 +259,7 @@ fn canonical_header(name: &str) -> String {
 }
 
 /// What a body is: an Autodiscover response, an HTML page, or something else.
-pub fn classify_body(body: &[u8], content_type: Option<&str>) -> BodyKind {
+pub fn body_kind(body: &[u8], content_type: Option<&str>) -> BodyKind {
     let text = String::from_utf8_lossy(body);
     let trimmed = text.trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() {
@@ -251,6 +284,11 @@ pub fn classify_body(body: &[u8], content_type: Option<&str>) -> BodyKind {
             }
         }
     }
+    if trimmed.starts_with('{') {
+        return BodyKind::Microsoft365 {
+            answer: microsoft365::parse_answer(trimmed),
+        };
+    }
     if content_type.is_some_and(|c| c.contains("html")) {
         return BodyKind::Html;
     }
@@ -269,19 +307,21 @@ mod tests {
 
     #[test]
     fn bodies_are_classified() {
-        assert_eq!(classify_body(b"", None), BodyKind::Empty);
+        assert_eq!(body_kind(b"", None), BodyKind::Empty);
         assert_eq!(
-            classify_body(b"<!DOCTYPE html><html><body>Parked</body></html>", None),
+            body_kind(b"<!DOCTYPE html><html><body>Parked</body></html>", None),
             BodyKind::Html
         );
-        assert_eq!(classify_body(b"hello", Some("text/html")), BodyKind::Html);
+        assert_eq!(body_kind(b"hello", Some("text/html")), BodyKind::Html);
         assert!(matches!(
-            classify_body(b"{\"a\":1}", Some("application/json")),
-            BodyKind::Other { .. }
+            body_kind(b"{\"a\":1}", Some("application/json")),
+            BodyKind::Microsoft365 {
+                answer: crate::model::facts::Microsoft365Json::Other { .. }
+            }
         ));
         let settings = pox::settings_response("A", "mail.example");
         assert!(matches!(
-            classify_body(settings.as_bytes(), Some("text/xml")),
+            body_kind(settings.as_bytes(), Some("text/xml")),
             BodyKind::Autodiscover { .. }
         ));
     }

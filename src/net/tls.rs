@@ -5,7 +5,7 @@
 //! `certificate::judge`, against the host name the client asked for.
 
 use super::certificate;
-use crate::autodiscover::facts::TlsFacts;
+use crate::model::facts::{CertificateFacts, CertificateVerdict, TlsFacts, TlsHandshake};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
@@ -82,21 +82,16 @@ impl TlsTrust {
     }
 
     /// Runs a TLS handshake for `host` over `tcp` and judges the presented certificate.
-    pub async fn handshake(
-        &self,
-        tcp: TcpStream,
-        host: &str,
-        timeout: Duration,
-    ) -> (TlsFacts, Option<TlsStream<TcpStream>>) {
+    pub async fn handshake(&self, tcp: TcpStream, host: &str, timeout: Duration) -> TlsOutcome {
         let started = Instant::now();
         let recorder = Arc::new(ChainRecorder {
             provider: self.provider.clone(),
             chain: Mutex::new(Vec::new()),
         });
         let mut facts = TlsFacts {
-            established: false,
-            timed_out: false,
-            error: None,
+            handshake: TlsHandshake::Failed {
+                error: String::new(),
+            },
             version: None,
             cipher: None,
             chain: Vec::new(),
@@ -106,15 +101,19 @@ impl TlsTrust {
         let config = match self.client_config(recorder.clone()) {
             Ok(config) => config,
             Err(error) => {
-                facts.error = Some(error.to_string());
-                return (facts, None);
+                facts.handshake = TlsHandshake::Failed {
+                    error: error.to_string(),
+                };
+                return TlsOutcome::failed(facts);
             }
         };
         let server_name = match ServerName::try_from(host.to_owned()) {
             Ok(name) => name,
             Err(error) => {
-                facts.error = Some(format!("invalid server name {host:?}: {error}"));
-                return (facts, None);
+                facts.handshake = TlsHandshake::Failed {
+                    error: format!("invalid server name {host:?}: {error}"),
+                };
+                return TlsOutcome::failed(facts);
             }
         };
         let connector = TlsConnector::from(Arc::new(config));
@@ -122,17 +121,18 @@ impl TlsTrust {
         facts.duration_seconds = started.elapsed().as_secs_f64();
         let stream = match result {
             Err(_) => {
-                facts.timed_out = true;
-                facts.error = Some(format!("no TLS handshake within {timeout:?}"));
+                facts.handshake = TlsHandshake::TimedOut;
                 None
             }
             Ok(Err(error)) => {
-                facts.error = Some(describe_io_error(&error));
+                facts.handshake = TlsHandshake::Failed {
+                    error: describe_io_error(&error),
+                };
                 None
             }
             Ok(Ok(stream)) => {
                 let (_, connection) = stream.get_ref();
-                facts.established = true;
+                facts.handshake = TlsHandshake::Established;
                 facts.version = connection.protocol_version().map(|v| format!("{v:?}"));
                 facts.cipher = connection
                     .negotiated_cipher_suite()
@@ -146,9 +146,29 @@ impl TlsTrust {
             .iter()
             .map(|der| certificate::facts(der, now))
             .collect();
-        facts.verdict =
-            certificate::judge(&chain, &facts.chain, host, &self.roots, &self.provider, now);
-        (facts, stream)
+        facts.verdict = self.judge(&chain, &facts.chain, host);
+        TlsOutcome {
+            facts,
+            stream,
+            chain,
+        }
+    }
+
+    /// Judges a chain (leaf first) for `host` against this trust store, now.
+    pub fn judge(
+        &self,
+        chain: &[CertificateDer<'static>],
+        chain_facts: &[CertificateFacts],
+        host: &str,
+    ) -> Option<CertificateVerdict> {
+        certificate::judge(
+            chain,
+            chain_facts,
+            host,
+            &self.roots,
+            &self.provider,
+            unix_now(),
+        )
     }
 
     fn client_config(&self, recorder: Arc<ChainRecorder>) -> Result<ClientConfig, rustls::Error> {
@@ -161,6 +181,27 @@ impl TlsTrust {
         config.resumption = rustls::client::Resumption::disabled();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
+    }
+}
+
+/// What a handshake produced: its facts, the stream when it completed, and the presented chain
+/// in DER (leaf first), which the probe may complete from AIA URLs and judge again.
+pub struct TlsOutcome {
+    /// What was observed.
+    pub facts: TlsFacts,
+    /// The TLS stream, when the handshake completed.
+    pub stream: Option<TlsStream<TcpStream>>,
+    /// The presented chain.
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+impl TlsOutcome {
+    fn failed(facts: TlsFacts) -> Self {
+        Self {
+            facts,
+            stream: None,
+            chain: Vec::new(),
+        }
     }
 }
 

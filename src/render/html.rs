@@ -1,10 +1,11 @@
 //! The status page and the per-domain trace page: plain, escaped HTML, no scripts.
 
 use super::trace::{self, Colour};
-use crate::autodiscover::step::Outcome;
-use crate::exporter::store::DomainEntry;
-use crate::findings::{Severity, date};
-use crate::report::ProbeReport;
+use crate::model::address::Domain;
+use crate::model::finding::{Severity, date};
+use crate::model::report::ProbeReport;
+use crate::model::step::Outcome;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
@@ -14,7 +15,7 @@ th{background:#f4f4f4}.v{display:inline-block;padding:.1em .5em;border-radius:.3
 .not_found{background:#6a1b9a}.pending{background:#757575}.warn{color:#b26a00}.bad{color:#c62828}\
 pre{background:#f7f7f7;padding:1em;overflow-x:auto}.muted{color:#777}code{background:#f4f4f4;padding:0 .2em}";
 
-pub use crate::autodiscover::pox::escape;
+pub use crate::protocol::pox::escape;
 
 /// Percent-encodes a path segment or query value.
 pub fn url_encode(text: &str) -> String {
@@ -42,13 +43,24 @@ fn badge(outcome: Option<Outcome>) -> String {
     }
 }
 
+/// What the pages show of one domain.
+#[derive(Clone, Copy, Debug)]
+pub struct DomainView<'a> {
+    /// The domain.
+    pub domain: &'a Domain,
+    /// Its configured labels.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Its latest report, once probed.
+    pub report: Option<&'a ProbeReport>,
+}
+
 /// The status page: every domain at a glance.
-pub fn status_page(domains: &[DomainEntry], now: i64) -> String {
+pub fn status_page(domains: &[DomainView<'_>], now: i64) -> String {
     let mut counts = [0usize; 5];
     let mut pending = 0;
     for entry in domains {
-        match &entry.latest {
-            Some(latest) => counts[latest.report.outcome as usize] += 1,
+        match entry.report {
+            Some(report) => counts[report.outcome as usize] += 1,
             None => pending += 1,
         }
     }
@@ -78,9 +90,8 @@ pub fn status_page(domains: &[DomainEntry], now: i64) -> String {
          <th>Endpoint</th><th>Nearest certificate expiry</th><th>SRV</th><th>Last probe</th></tr></thead><tbody>\n",
     );
     for entry in domains {
-        let domain = &entry.config.domain;
+        let domain = entry.domain.display();
         let labels: Vec<String> = entry
-            .config
             .labels
             .iter()
             .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
@@ -92,7 +103,7 @@ pub fn status_page(domains: &[DomainEntry], now: i64) -> String {
             escape(domain),
             labels.join("<br>")
         );
-        match &entry.latest {
+        match entry.report {
             None => {
                 let _ = writeln!(
                     body,
@@ -100,8 +111,7 @@ pub fn status_page(domains: &[DomainEntry], now: i64) -> String {
                     badge(None)
                 );
             }
-            Some(latest) => {
-                let report = &latest.report;
+            Some(report) => {
                 let (step, url) = match &report.endpoint {
                     Some(e) => (e.step.as_str().to_owned(), escape(&e.url)),
                     None => (
@@ -178,17 +188,16 @@ fn age(now: i64, then: f64) -> String {
 }
 
 /// The trace page of one domain.
-pub fn domain_page(entry: &DomainEntry, now: i64) -> String {
-    let domain = &entry.config.domain;
+pub fn domain_page(entry: &DomainView<'_>, now: i64) -> String {
+    let domain = entry.domain.display();
     let mut body = format!(
         "<p><a href=\"/\">&larr; all domains</a></p><h1>{}</h1>",
         escape(domain)
     );
-    let Some(latest) = &entry.latest else {
+    let Some(report) = entry.report else {
         body.push_str("<p>Not probed yet; this page fills in after the first probe.</p>");
         return page(domain, &body);
     };
-    let report = &latest.report;
     let _ = write!(
         body,
         "<p>{} {} &middot; probed {} as <code>{}</code> &middot; <a href=\"/domains/{}?format=json\">JSON</a> \
@@ -196,7 +205,7 @@ pub fn domain_page(entry: &DomainEntry, now: i64) -> String {
         badge(Some(report.outcome)),
         escape(report.outcome.describe()),
         age(now, report.finished_at()),
-        escape(&report.address),
+        escape(&report.address.to_string()),
         url_encode(domain),
         url_encode(domain)
     );
@@ -214,7 +223,7 @@ pub fn domain_page(entry: &DomainEntry, now: i64) -> String {
                 body,
                 "<tr><td class=\"{class}\">{}</td><td><code>{}</code><br>{}</td><td>{}</td></tr>",
                 finding.severity.as_str(),
-                escape(&finding.code),
+                escape(finding.code.as_str()),
                 escape(&finding.message),
                 escape(&finding.hint)
             );

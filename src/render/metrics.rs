@@ -4,9 +4,9 @@
 //! family; a scrape writes each family's header and concatenates the domains' lines. Scrapes
 //! never wait for a probe and cost a copy, which keeps 10,000 domains well under 100 ms.
 
-use crate::autodiscover::facts::StepTrace;
-use crate::autodiscover::step::{Outcome, StepId};
-use crate::report::ProbeReport;
+use crate::model::facts::StepTrace;
+use crate::model::report::ProbeReport;
+use crate::model::step::{Outcome, StepId};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -245,7 +245,7 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
         );
     }
     for step in StepId::ALL {
-        let prompt = report.certificate_prompts.contains(&step);
+        let prompt = report.certificate_prompts.contains(step);
         sample(
             &mut f[CERT_PROMPT],
             CERT_PROMPT,

@@ -1,13 +1,14 @@
 //! The step-by-step text trace of a probe (what `check` prints and `/probe?debug=true` returns).
 
-use crate::autodiscover::facts::{
-    AddressAttempt, BodyKind, ConnectResult, HopOrigin, HostLookup, HttpExchange, HttpFailure,
-    StepTrace, Validity,
+use crate::model::facts::{
+    AddressAttempt, BodyKind, CertificateSource, ConnectResult, HopOrigin, HostLookup,
+    HttpExchange, HttpFailure, Microsoft365Answer, Microsoft365Json, QuerySource, StepTrace,
+    TlsHandshake, Validity,
 };
-use crate::autodiscover::pox::PoxResponse;
-use crate::autodiscover::step::{Outcome, StepStatus};
-use crate::findings::{Severity, date};
-use crate::report::{ProbeReport, RedirectHop};
+use crate::model::finding::{Severity, date};
+use crate::model::pox::PoxResponse;
+use crate::model::report::{ProbeReport, RedirectHop};
+use crate::model::step::{Outcome, StepStatus};
 use std::fmt::Write;
 
 /// Whether to colour the output with ANSI escapes.
@@ -142,14 +143,38 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
             );
         }
     }
-    for hop in &step.hops {
-        let method = if hop.url.starts_with("http://") {
-            "GET "
-        } else {
-            "POST"
+    if let Some(query) = &step.microsoft365 {
+        let answer = match &query.answer {
+            Some(Microsoft365Answer::Known { url }) => format!("knows the mailbox: {url}"),
+            Some(Microsoft365Answer::Unknown { status }) => {
+                format!("does not know the mailbox ({status}): the classic steps decide")
+            }
+            None => "no answer".to_owned(),
         };
+        let source = match query.source {
+            QuerySource::Queried => "asked now".to_owned(),
+            QuerySource::Cached => format!("cached answer, {} s old", query.age_seconds),
+            QuerySource::Throttled => format!(
+                "service throttling: last known answer reused ({} s old)",
+                query.age_seconds
+            ),
+            QuerySource::RateLimited => format!(
+                "no query slot in time (rate limit): last known answer reused ({} s old)",
+                query.age_seconds
+            ),
+            QuerySource::Failed => "query failed".to_owned(),
+        };
+        let _ = writeln!(out, "   Microsoft 365 {answer}  [{source}]");
+    }
+    for hop in &step.hops {
+        let method = hop
+            .addresses
+            .iter()
+            .find_map(|a| a.http.as_ref().map(|h| h.method.as_str()))
+            .unwrap_or("");
         let origin = match &hop.origin {
             HopOrigin::Start => String::new(),
+            HopOrigin::Microsoft365 => "  (Url named by Microsoft 365)".into(),
             HopOrigin::HttpRedirect { status } => format!("  (HTTP {status} redirect)"),
             HopOrigin::PoxRedirectUrl => "  (redirectUrl)".into(),
             HopOrigin::SrvTarget { record } => {
@@ -159,7 +184,7 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
                 )
             }
         };
-        let _ = writeln!(out, "   {method} {}{origin}", hop.url);
+        let _ = writeln!(out, "   {method:<4} {}{origin}", hop.url);
         if let Some(lookup) = &hop.lookup {
             render_lookup(out, lookup);
         }
@@ -205,7 +230,7 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
     };
     let _ = writeln!(out, "   - {}  {connect}", attempt.address);
     if let Some(tls) = &attempt.tls {
-        if tls.established {
+        if tls.established() {
             let _ = writeln!(
                 out,
                 "       TLS {} {}  {}",
@@ -214,10 +239,14 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
                 millis(tls.duration_seconds)
             );
         } else {
+            let reason = match &tls.handshake {
+                TlsHandshake::TimedOut => "no handshake in time",
+                TlsHandshake::Failed { error } => error.as_str(),
+                TlsHandshake::Established => "",
+            };
             let _ = writeln!(
                 out,
-                "       TLS failed: {}  {}",
-                tls.error.as_deref().unwrap_or("handshake failed"),
+                "       TLS failed: {reason}  {}",
                 millis(tls.duration_seconds)
             );
         }
@@ -233,15 +262,33 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
                 leaf.dns_names.join(", ")
             };
             let _ = writeln!(out, "         names: {names}");
-            let _ = writeln!(
-                out,
-                "         valid {} to {} ({} days left), serial {}, sha256 {}",
-                date(leaf.not_before),
-                date(leaf.not_after),
-                leaf.days_to_expiry.floor(),
-                leaf.serial,
-                leaf.fingerprint_sha256
-            );
+            match &leaf.parse_error {
+                Some(error) => {
+                    let _ = writeln!(
+                        out,
+                        "         unparseable ({error}): dates unknown, sha256 {}",
+                        leaf.fingerprint_sha256
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "         valid {} to {} ({} days left), serial {}, sha256 {}",
+                        date(leaf.not_before),
+                        date(leaf.not_after),
+                        leaf.days_to_expiry.floor(),
+                        leaf.serial,
+                        leaf.fingerprint_sha256
+                    );
+                }
+            }
+            for issuer in tls.chain.iter().skip(1) {
+                let from = match &issuer.source {
+                    CertificateSource::Presented => "sent by the server".to_owned(),
+                    CertificateSource::Aia { url } => format!("fetched from AIA {url}"),
+                };
+                let _ = writeln!(out, "         chain: {}  ({from})", issuer.subject);
+            }
             if let Some(verdict) = &tls.verdict {
                 let check = |ok: bool| if ok { p.good("ok") } else { p.bad("FAIL") };
                 let dates = match verdict.validity {
@@ -254,9 +301,14 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
                     .as_ref()
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default();
+                let aia_note = if verdict.completed_by_aia {
+                    " (chain completed from AIA, as Windows does)"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     out,
-                    "         name {} | trust {}{trust_note} | dates {}",
+                    "         name {} | trust {}{trust_note}{aia_note} | dates {}",
                     check(verdict.name_matches),
                     check(verdict.trusted),
                     dates
@@ -274,7 +326,7 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
 }
 
 fn describe_exchange(http: &HttpExchange) -> String {
-    let mut text = format!("{} ->", http.method);
+    let mut text = format!("{} ->", http.method.as_str());
     match http.status {
         Some(status) => {
             let _ = write!(text, " {status}");
@@ -296,6 +348,11 @@ fn describe_exchange(http: &HttpExchange) -> String {
         BodyKind::Html => format!(" HTML page ({} bytes)", http.body_bytes),
         BodyKind::TooLarge => format!(" body over {} bytes, reading stopped", http.body_bytes),
         BodyKind::Other { .. } => format!(" {} bytes, not Autodiscover", http.body_bytes),
+        BodyKind::Microsoft365 { answer } => match answer {
+            Microsoft365Json::Endpoint { url } => format!(" JSON Url {url}"),
+            Microsoft365Json::Error { code, message } => format!(" JSON error {code} {message}"),
+            Microsoft365Json::Other { detail } => format!(" JSON ({detail})"),
+        },
         BodyKind::Autodiscover { response } => match response {
             PoxResponse::Settings { protocols, .. } => {
                 let kinds: Vec<&str> = protocols.iter().map(|p| p.kind.as_str()).collect();

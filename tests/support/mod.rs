@@ -2,9 +2,11 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use autodiscover_exporter::diagnose::{self, Expectations};
 use autodiscover_exporter::lab::{scenarios, world::World};
+use autodiscover_exporter::model::address::MailAddress;
+use autodiscover_exporter::model::report::ProbeReport;
 use autodiscover_exporter::probe::{ProbeOptions, Prober};
-use autodiscover_exporter::report::ProbeReport;
 use std::time::Duration;
 
 /// Probe options that keep timeouts short in tests.
@@ -26,9 +28,15 @@ pub async fn world() -> (World, Prober) {
 
 /// Probes `someone@domain`.
 pub async fn probe(prober: &Prober, domain: &str) -> ProbeReport {
-    prober
-        .probe(&format!("someone@{domain}"), &fast_options())
-        .await
+    probe_address(prober, &format!("someone@{domain}")).await
+}
+
+/// Probes an address and explains the report, as `check` does.
+pub async fn probe_address(prober: &Prober, address: &str) -> ProbeReport {
+    let address = MailAddress::parse(address).unwrap();
+    let mut report = prober.probe(&address, &fast_options()).await;
+    report.findings = diagnose::explain(&report, &Expectations::default());
+    report
 }
 
 use autodiscover_exporter::config::Config;

@@ -1,9 +1,14 @@
 //! How clients use `_autodiscover._tcp.D`: RFC 2782 order, https on 443 only.
 
-use super::facts::SrvRecord;
+use crate::model::facts::{SrvLookup, SrvRecord};
+use crate::model::report::SrvSummary;
 
 /// The only port clients use: they build `https://target/...` without a port.
 pub const HTTPS_PORT: u16 = 443;
+
+/// Most SRV records a probe uses and exports: a hostile zone can publish thousands, and a
+/// client tries them one after another within one step's budget anyway.
+pub const MAX_SRV_RECORDS: usize = 16;
 
 /// The SRV owner name of a domain.
 pub fn srv_name(domain: &str) -> String {
@@ -24,6 +29,18 @@ pub fn ordered(records: &[SrvRecord]) -> Vec<SrvRecord> {
     sorted
 }
 
+/// The SRV summary of a report: whether a usable record exists, and the records in the order
+/// clients try them (capped).
+pub fn summarize(lookup: &SrvLookup) -> SrvSummary {
+    SrvSummary {
+        present: !usable(&lookup.records).is_empty(),
+        records: ordered(&lookup.records)
+            .into_iter()
+            .take(MAX_SRV_RECORDS)
+            .collect(),
+    }
+}
+
 /// The record says "no service here" (target `.`).
 pub fn is_no_service(record: &SrvRecord) -> bool {
     record.target.is_empty() || record.target == "."
@@ -34,6 +51,7 @@ pub fn usable(records: &[SrvRecord]) -> Vec<SrvRecord> {
     ordered(records)
         .into_iter()
         .filter(|r| !is_no_service(r) && r.port == HTTPS_PORT)
+        .take(MAX_SRV_RECORDS)
         .collect()
 }
 

@@ -1,6 +1,7 @@
 //! What the network layer observed, as plain data. The decision logic reads only these types,
 //! so every verdict can be unit-tested from a table of facts.
 
+use super::address::is_internal_name;
 use super::pox::PoxResponse;
 use super::step::{StepId, StepStatus};
 use serde::{Deserialize, Serialize};
@@ -175,6 +176,10 @@ pub struct CertificateVerdict {
     /// Why the chain is out of its validity period when the leaf itself is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_error: Option<String>,
+    /// The server sent an incomplete chain that is trusted only after fetching the missing
+    /// issuer from its AIA URL (Windows does; many other clients do not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub completed_by_aia: bool,
 }
 
 impl CertificateVerdict {
@@ -223,18 +228,36 @@ pub struct CertificateFacts {
     pub days_to_expiry: f64,
     /// Issuer equals subject.
     pub self_signed: bool,
+    /// The Authority Information Access `caIssuers` URLs (where Windows fetches a missing issuer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_issuers: Vec<String>,
+    /// Where the probe got this certificate from.
+    #[serde(default)]
+    pub source: CertificateSource,
+    /// Why the certificate could not be parsed, when it could not (its dates are then unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+}
+
+/// Where a certificate of a chain came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CertificateSource {
+    /// The server sent it in the handshake.
+    #[default]
+    Presented,
+    /// Fetched from the `caIssuers` URL of the certificate below it, as Windows does.
+    Aia {
+        /// The URL.
+        url: String,
+    },
 }
 
 /// How the TLS handshake went, with what the server presented even when it is invalid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TlsFacts {
-    /// Handshake completed.
-    pub established: bool,
-    /// The handshake ran out of time.
-    pub timed_out: bool,
-    /// Why it failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// How the handshake ended.
+    pub handshake: TlsHandshake,
     /// Protocol version, e.g. `TLSv1_3`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -250,7 +273,38 @@ pub struct TlsFacts {
     pub duration_seconds: f64,
 }
 
+/// How a TLS handshake ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum TlsHandshake {
+    /// Completed.
+    Established,
+    /// Ran out of time.
+    TimedOut,
+    /// Failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl CertificateFacts {
+    /// Names on the certificate that only exist inside a company network.
+    pub fn internal_names(&self) -> Vec<String> {
+        self.dns_names
+            .iter()
+            .filter(|name| is_internal_name(name))
+            .cloned()
+            .collect()
+    }
+}
+
 impl TlsFacts {
+    /// The handshake completed.
+    pub fn established(&self) -> bool {
+        self.handshake == TlsHandshake::Established
+    }
+
     /// The leaf certificate, when one was presented.
     pub fn leaf(&self) -> Option<&CertificateFacts> {
         self.chain.first()
@@ -268,6 +322,11 @@ pub enum BodyKind {
         /// What it said.
         response: PoxResponse,
     },
+    /// A JSON answer of Microsoft 365's Autodiscover (`autodiscover.json`).
+    Microsoft365 {
+        /// What it said.
+        answer: Microsoft365Json,
+    },
     /// An HTML page.
     Html,
     /// Anything else (including XML that is not Autodiscover).
@@ -277,6 +336,29 @@ pub enum BodyKind {
     },
     /// The body was larger than the cap; reading stopped there.
     TooLarge,
+}
+
+/// A JSON body of Microsoft 365's Autodiscover service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Microsoft365Json {
+    /// `{"Protocol": "AutodiscoverV1", "Url": "..."}`: the service knows the mailbox.
+    Endpoint {
+        /// The POX Autodiscover URL Outlook POSTs to next.
+        url: String,
+    },
+    /// `{"ErrorCode": "...", "ErrorMessage": "..."}`.
+    Error {
+        /// The error code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// JSON of another shape.
+    Other {
+        /// What was wrong with it.
+        detail: String,
+    },
 }
 
 /// Why an HTTP exchange did not produce a response.
@@ -292,11 +374,31 @@ pub enum HttpFailure {
     },
 }
 
+/// The HTTP method of a probe request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// The unauthenticated GET (port-80 redirect step, fingerprint, Microsoft 365 query, AIA).
+    Get,
+    /// The Autodiscover POST.
+    Post,
+}
+
+impl HttpMethod {
+    /// `GET` or `POST`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
+}
+
 /// One HTTP request and what came back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HttpExchange {
-    /// `POST` or `GET`.
-    pub method: String,
+    /// The method.
+    pub method: HttpMethod,
     /// Status code, when a response head arrived.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -315,6 +417,9 @@ pub struct HttpExchange {
     /// `Content-Type` header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// `Retry-After` header (throttling), in seconds when it is a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
     /// Bytes of body read (at most the cap).
     pub body_bytes: usize,
     /// What the body was.
@@ -330,15 +435,16 @@ pub struct HttpExchange {
 
 impl HttpExchange {
     /// An exchange that produced no response.
-    pub fn failed(method: &str, failure: HttpFailure) -> Self {
+    pub fn failed(method: HttpMethod, failure: HttpFailure) -> Self {
         Self {
-            method: method.to_owned(),
+            method,
             status: None,
             location: None,
             www_authenticate: Vec::new(),
             exchange_headers: Vec::new(),
             server: None,
             content_type: None,
+            retry_after_seconds: None,
             body_bytes: 0,
             body: BodyKind::Empty,
             failure: Some(failure),
@@ -415,6 +521,8 @@ pub enum HopOrigin {
     },
     /// A `redirectUrl` response of the previous hop.
     PoxRedirectUrl,
+    /// The `Url` of Microsoft 365's JSON answer.
+    Microsoft365,
     /// An SRV record.
     SrvTarget {
         /// The record.
@@ -459,14 +567,119 @@ pub struct Hop {
     pub next: Option<HopNext>,
     /// Why a redirect of this hop was refused, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub redirect_refused: Option<String>,
+    pub redirect_refused: Option<RedirectRefusal>,
 }
 
 impl Hop {
     /// The host of the hop's URL, as asked for.
-    pub fn host(&self) -> &str {
-        super::redirect::host_of(&self.url).unwrap_or("")
+    pub fn host(&self) -> String {
+        url_host(&self.url).unwrap_or_default()
     }
+}
+
+/// The host of an absolute URL: lower-case, A-labels, IPv6 without brackets, no port.
+pub fn url_host(url: &str) -> Option<String> {
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Domain(name) => Some(name.to_owned()),
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(ip.to_string()),
+    }
+}
+
+/// Most redirects a client follows in one discovery (URL and address redirects together).
+pub const MAX_HOPS: usize = 10;
+
+/// The most body bytes the probe reads from any response.
+pub const BODY_CAP: usize = 256 * 1024;
+
+/// Why a client refuses a redirect target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "reason", content = "url", rename_all = "snake_case")]
+pub enum RedirectRefusal {
+    /// The Location is not a URL.
+    #[error("redirect target {0:?} is not a valid URL")]
+    Malformed(String),
+    /// The target is not https: clients never send the request over plain HTTP.
+    #[error("redirect target {0} is not https")]
+    NotHttps(String),
+    /// The path is not an Autodiscover XML path.
+    #[error("redirect target {0} is not an /autodiscover/.../autodiscover.xml URL")]
+    WrongPath(String),
+    /// The target was already tried in this discovery.
+    #[error("redirect loop: {0} was already tried")]
+    Loop(String),
+    /// A `redirectAddr` answer named an address already discovered.
+    #[error("redirectAddr loop: {0} was already discovered")]
+    AddressLoop(String),
+    /// The hop limit was reached.
+    #[error("more than {MAX_HOPS} redirects")]
+    TooManyHops,
+}
+
+/// What Microsoft 365 said about an address, as the step uses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Microsoft365Answer {
+    /// The service knows the mailbox: Outlook POSTs to this URL.
+    Known {
+        /// The POX URL.
+        url: String,
+    },
+    /// Anything else: the classic steps decide.
+    Unknown {
+        /// The step status this answer stands for (`http_status`, `not_autodiscover`, ...).
+        status: StepStatus,
+    },
+}
+
+/// How the step got its Microsoft 365 answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuerySource {
+    /// Asked the service now.
+    Queried,
+    /// A cached answer younger than the cache lifetime.
+    Cached,
+    /// The service throttles (429/503, Retry-After): the last known answer was reused.
+    Throttled,
+    /// The exporter's own rate limit left no slot in time: the last known answer was reused.
+    RateLimited,
+    /// The query failed on the network (no answer to cache).
+    Failed,
+}
+
+impl QuerySource {
+    /// Every source, as `autodiscover_exporter_microsoft365_queries_total{result}` counts them.
+    pub const ALL: [Self; 5] = [
+        Self::Queried,
+        Self::Cached,
+        Self::Throttled,
+        Self::RateLimited,
+        Self::Failed,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queried => "queried",
+            Self::Cached => "cached",
+            Self::Throttled => "throttled",
+            Self::RateLimited => "rate_limited",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The Microsoft 365 query of one step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Microsoft365Query {
+    /// How the answer was obtained.
+    pub source: QuerySource,
+    /// The answer used, when there is one (none after a failure with nothing known before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Microsoft365Answer>,
+    /// How old the answer is, in seconds (0 when queried now).
+    pub age_seconds: u64,
 }
 
 /// One step of one discovery: the URLs tried and where it ended.
@@ -483,11 +696,27 @@ pub struct StepTrace {
     /// The SRV lookup (srv_record step only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srv: Option<SrvLookup>,
+    /// Where the Microsoft 365 answer came from (microsoft365 step only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microsoft365: Option<Microsoft365Query>,
     /// The URLs tried, in order.
     pub hops: Vec<Hop>,
 }
 
 impl StepTrace {
+    /// A step that ended with `status` before trying any URL.
+    pub fn new(step: StepId, url: String, status: StepStatus) -> Self {
+        Self {
+            step,
+            url,
+            status,
+            duration_seconds: 0.0,
+            srv: None,
+            microsoft365: None,
+            hops: Vec::new(),
+        }
+    }
+
     /// The hop the step ended on.
     pub fn final_hop(&self) -> Option<&Hop> {
         self.hops.last()

@@ -2,9 +2,8 @@
 //! redirect rules, SRV ordering, and the decision that turns observed facts into a verdict.
 
 pub mod classify;
-pub mod facts;
+pub mod microsoft365;
 pub mod pox;
 pub mod redirect;
 pub mod srv;
-pub mod step;
 pub mod verdict;

@@ -1,55 +1,15 @@
 //! Findings: what is wrong (or worth knowing) and how to fix it, in an Exchange admin's terms.
 
-use crate::autodiscover::facts::{
-    AddressAttempt, BodyKind, DnsAnswer, Hop, HopOrigin, StepTrace, Validity,
+use crate::model::facts::{
+    AddressAttempt, BodyKind, DnsAnswer, Hop, HopOrigin, StepTrace, Validity, url_host,
 };
-use crate::autodiscover::pox::PoxResponse;
-use crate::autodiscover::redirect;
-use crate::autodiscover::srv;
-use crate::autodiscover::step::{Outcome, StepId, StepStatus};
-use crate::net::certificate::internal_names;
-use crate::report::ProbeReport;
+use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, FindingCode, Severity, date};
+use crate::model::pox::PoxResponse;
+use crate::model::report::ProbeReport;
+use crate::model::step::{Outcome, StepId, StepStatus};
+use crate::protocol::srv;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-
-/// Certificates expiring within this many days get a finding.
-pub const EXPIRY_WARNING_DAYS: f64 = 30.0;
-
-/// How bad a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Users are affected now.
-    Error,
-    /// Users will be affected, or some of them are.
-    Warning,
-    /// Worth knowing.
-    Info,
-}
-
-impl Severity {
-    /// The label as printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Error => "error",
-            Self::Warning => "warning",
-            Self::Info => "info",
-        }
-    }
-}
-
-/// One finding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    /// How bad.
-    pub severity: Severity,
-    /// A stable identifier (`certificate_name_mismatch`, `srv_port_ignored`, ...).
-    pub code: String,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it.
-    pub hint: String,
-}
 
 /// What the admin expects for a domain; a finding when reality differs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +29,7 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
     if report.outcome == Outcome::ProbeError {
         out.push(
             Severity::Error,
-            "resolver_unreachable",
+            FindingCode::ResolverUnreachable,
             "No DNS server answered any question of this probe, so nothing could be checked."
                 .into(),
             "Check `resolver.nameservers` (or /etc/resolv.conf) and that the exporter can reach \
@@ -80,10 +40,10 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
     }
     let endpoint_step = report.endpoint.as_ref().map(|e| e.step);
     for (address, steps) in report.discoveries() {
-        let domain = crate::probe::domain_of(address);
+        let domain = address.domain().ascii();
         for step in steps {
             let unreached =
-                endpoint_step.is_some_and(|e| step.step > e) && address == report.address;
+                endpoint_step.is_some_and(|e| step.step > e) && *address == report.address;
             explain_step(&mut out, domain, step, unreached);
         }
     }
@@ -96,15 +56,15 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
 #[derive(Default)]
 struct Findings {
     list: Vec<Finding>,
-    seen: HashSet<(String, String)>,
+    seen: HashSet<(FindingCode, String)>,
 }
 
 impl Findings {
-    fn push(&mut self, severity: Severity, code: &str, message: String, hint: String) {
-        if self.seen.insert((code.to_owned(), message.clone())) {
+    fn push(&mut self, severity: Severity, code: FindingCode, message: String, hint: String) {
+        if self.seen.insert((code, message.clone())) {
             self.list.push(Finding {
                 severity,
-                code: code.to_owned(),
+                code,
                 message,
                 hint,
             });
@@ -136,7 +96,7 @@ fn explain_step(out: &mut Findings, domain: &str, step: &StepTrace, unreached: b
         if let Some(reason) = &hop.redirect_refused {
             out.push(
                 Severity::Warning,
-                "redirect_refused",
+                FindingCode::RedirectRefused,
                 format!(
                     "{} redirects where Outlook will not follow: {reason}.",
                     hop.url
@@ -155,7 +115,7 @@ fn explain_step(out: &mut Findings, domain: &str, step: &StepTrace, unreached: b
     if step.status == StepStatus::Timeout {
         out.push(
             Severity::Warning,
-            "step_timeout",
+            FindingCode::StepTimeout,
             format!(
                 "{} ({}) did not answer in time: Outlook waits for it before it tries the next \
                  step, so discovery is slow.",
@@ -169,7 +129,7 @@ fn explain_step(out: &mut Findings, domain: &str, step: &StepTrace, unreached: b
     if step.status == StepStatus::Excluded {
         out.push(
             Severity::Info,
-            "step_excluded",
+            FindingCode::StepExcluded,
             format!(
                 "{} is excluded by policy for this domain (Outlook's {}).",
                 step.step,
@@ -220,7 +180,7 @@ fn explain_certificates(
             }
             out.push(
                 severity,
-                "certificate_name_mismatch",
+                FindingCode::CertificateNameMismatch,
                 message,
                 name_mismatch_hint(domain, step, &host, leaf.dns_names.first()),
             );
@@ -236,7 +196,7 @@ fn explain_certificates(
             };
             out.push(
                 severity,
-                "certificate_untrusted",
+                FindingCode::CertificateUntrusted,
                 format!(
                     "{where_} presents {what}{}.{note}",
                     verdict
@@ -255,7 +215,7 @@ fn explain_certificates(
         match verdict.validity {
             Validity::Expired => out.push(
                 severity,
-                "certificate_expired",
+                FindingCode::CertificateExpired,
                 match &verdict.validity_error {
                     Some(chain) => format!("{where_}: {chain}.{note}"),
                     None => format!(
@@ -270,7 +230,7 @@ fn explain_certificates(
             ),
             Validity::NotYetValid => out.push(
                 severity,
-                "certificate_not_yet_valid",
+                FindingCode::CertificateNotYetValid,
                 match &verdict.validity_error {
                     Some(chain) => format!("{where_}: {chain}.{note}"),
                     None => format!(
@@ -284,7 +244,7 @@ fn explain_certificates(
             ),
             Validity::Valid if leaf.days_to_expiry <= EXPIRY_WARNING_DAYS => out.push(
                 Severity::Warning,
-                "certificate_expiring",
+                FindingCode::CertificateExpiring,
                 format!(
                     "The certificate of {host} ({step}, {}) expires in {} days ({}).",
                     attempt.address.ip(),
@@ -298,11 +258,11 @@ fn explain_certificates(
             ),
             Validity::Valid => {}
         }
-        let internal = internal_names(leaf);
+        let internal = leaf.internal_names();
         if !internal.is_empty() {
             out.push(
                 Severity::Warning,
-                "certificate_internal_name",
+                FindingCode::CertificateInternalName,
                 format!(
                     "The certificate of {host} lists internal names: {}. Public CAs stopped \
                      issuing such names in 2015, so the next renewal will drop them.",
@@ -320,7 +280,7 @@ fn explain_certificates(
         if !verdict.is_valid() && exchange_behind {
             out.push(
                 severity,
-                "exchange_behind_certificate_prompt",
+                FindingCode::ExchangeBehindCertificatePrompt,
                 format!(
                     "Behind the certificate alert at {where_} an Autodiscover service asks for \
                      credentials: this is your Exchange server, and it is the certificate that is \
@@ -340,6 +300,11 @@ fn name_mismatch_hint(
 ) -> String {
     let example = first_name.map_or_else(|| "a name on the certificate".to_owned(), Clone::clone);
     match step {
+        StepId::Microsoft365 => format!(
+            "Microsoft 365 names {host} for this mailbox: add {host} to the certificate served \
+             there, or fix the hybrid configuration (or the TLS-inspecting proxy) that presents \
+             another certificate."
+        ),
         StepId::RootDomain => format!(
             "Remove the A/AAAA record of {domain}, close port 443 there, or add {domain} to that \
              certificate. Outlook tries https://{domain} first, so every user meets this alert \
@@ -390,7 +355,7 @@ fn explain_addresses(out: &mut Findings, hop: &Hop) {
         .collect();
     out.push(
         Severity::Warning,
-        "addresses_disagree",
+        FindingCode::AddressesDisagree,
         format!(
             "{} resolves to {} addresses that answer differently: {}.",
             hop.host(),
@@ -425,7 +390,7 @@ fn explain_answers(out: &mut Findings, step: &StepTrace, hop: &Hop) {
             ) => {
                 out.push(
                     Severity::Warning,
-                    "autodiscover_error_response",
+                    FindingCode::AutodiscoverErrorResponse,
                     format!(
                         "{} answered Autodiscover error {code} ({message}) for the probe address.",
                         hop.url
@@ -446,7 +411,7 @@ fn explain_answers(out: &mut Findings, step: &StepTrace, hop: &Hop) {
                 if !exchange && only_basic && fingerprint_read {
                     out.push(
                         Severity::Warning,
-                        "password_prompt_unknown_server",
+                        FindingCode::PasswordPromptUnknownServer,
                         format!(
                             "{} asks for a password (Basic) without Exchange's Autodiscover headers: \
                              Outlook would show a password box for a server that may not be Exchange.",
@@ -461,7 +426,7 @@ fn explain_answers(out: &mut Findings, step: &StepTrace, hop: &Hop) {
             (BodyKind::Html, Some(200)) if step.step == StepId::RootDomain => {
                 out.push(
                     Severity::Info,
-                    "web_page_at_autodiscover_path",
+                    FindingCode::WebPageAtAutodiscoverPath,
                     format!(
                         "{} answers 200 with a web page; Outlook moves on to the next step.",
                         hop.url
@@ -473,11 +438,11 @@ fn explain_answers(out: &mut Findings, step: &StepTrace, hop: &Hop) {
             }
             (BodyKind::TooLarge, _) => out.push(
                 Severity::Warning,
-                "response_too_large",
+                FindingCode::ResponseTooLarge,
                 format!(
                     "{} answered with a body larger than {} KiB; the probe stopped reading.",
                     hop.url,
-                    crate::net::http::BODY_CAP / 1024
+                    crate::model::facts::BODY_CAP / 1024
                 ),
                 "An Autodiscover answer is a few kilobytes: this server is not an Autodiscover \
                  service."
@@ -495,7 +460,7 @@ fn explain_dns_failure(out: &mut Findings, name: &str, kind: &str, answer: &DnsA
     ) {
         out.push(
             Severity::Warning,
-            "dns_failure",
+            FindingCode::DnsFailure,
             format!(
                 "DNS lookup of {name} ({kind}) failed: {}.",
                 answer.describe()
@@ -517,7 +482,7 @@ fn explain_srv(out: &mut Findings, report: &ProbeReport) {
         if srv::is_no_service(record) {
             out.push(
                 Severity::Info,
-                "srv_no_service",
+                FindingCode::SrvNoService,
                 format!(
                     "{} says there is no Autodiscover service (target \".\").",
                     lookup.name
@@ -530,7 +495,7 @@ fn explain_srv(out: &mut Findings, report: &ProbeReport) {
         } else if record.port != srv::HTTPS_PORT {
             out.push(
                 Severity::Warning,
-                "srv_port_ignored",
+                FindingCode::SrvPortIgnored,
                 format!(
                     "{} points at {}:{}; Outlook ignores the port and connects to {}:443.",
                     lookup.name, record.target, record.port, record.target
@@ -550,7 +515,7 @@ fn explain_verdict(out: &mut Findings, report: &ProbeReport) {
         (None, _) => {
             out.push(
                 Severity::Error,
-                "no_autodiscover",
+                FindingCode::NoAutodiscover,
                 format!(
                     "No step finds an Autodiscover service for {}: Outlook cannot set up new \
                      profiles by itself.",
@@ -564,10 +529,10 @@ fn explain_verdict(out: &mut Findings, report: &ProbeReport) {
             );
         }
         (Some(endpoint), _) if report.redirect_prompt => {
-            let host = redirect::host_of(&endpoint.url).unwrap_or_default();
+            let host = url_host(&endpoint.url).unwrap_or_default();
             out.push(
                 Severity::Info,
-                "redirect_prompt",
+                FindingCode::RedirectPrompt,
                 format!(
                     "Outlook finds its server through the {} step ({}) and asks each user to \
                      allow the redirect to {host}.",
@@ -587,7 +552,7 @@ fn explain_verdict(out: &mut Findings, report: &ProbeReport) {
         {
             out.push(
                 Severity::Warning,
-                "srv_target_missing",
+                FindingCode::SrvTargetMissing,
                 format!(
                     "The SRV record points at {}, which does not resolve.",
                     record.target
@@ -600,17 +565,13 @@ fn explain_verdict(out: &mut Findings, report: &ProbeReport) {
 }
 
 fn explain_expectations(out: &mut Findings, report: &ProbeReport, expect: &Expectations) {
-    let actual_host = report
-        .endpoint
-        .as_ref()
-        .and_then(|e| redirect::host_of(&e.url))
-        .map(str::to_ascii_lowercase);
+    let actual_host = report.endpoint.as_ref().and_then(|e| url_host(&e.url));
     if let Some(host) = &expect.endpoint_host
         && actual_host.as_deref() != Some(host.to_ascii_lowercase().as_str())
     {
         out.push(
             Severity::Error,
-            "unexpected_endpoint_host",
+            FindingCode::UnexpectedEndpointHost,
             format!(
                 "The endpoint is expected at {host}, but Outlook finds {}.",
                 actual_host.as_deref().unwrap_or("none")
@@ -626,7 +587,7 @@ fn explain_expectations(out: &mut Findings, report: &ProbeReport, expect: &Expec
     {
         out.push(
             Severity::Error,
-            "unexpected_endpoint_step",
+            FindingCode::UnexpectedEndpointStep,
             format!(
                 "The endpoint is expected through {step}, but Outlook finds it through {}.",
                 actual_step.map_or("no step", StepId::as_str)
@@ -636,11 +597,4 @@ fn explain_expectations(out: &mut Findings, report: &ProbeReport, expect: &Expec
                 .into(),
         );
     }
-}
-
-/// A Unix time as a UTC date.
-pub fn date(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
-        .unwrap_or_else(|_| unix.to_string())
 }

@@ -1,12 +1,15 @@
 //! Turns what one address answered into a step status or a redirect, and the answers of all
 //! addresses of a host into the hop's result.
 
-use super::facts::{
-    BodyKind, ConnectResult, HopNext, HopOrigin, HttpExchange, HttpFailure, TlsFacts,
+use super::microsoft365;
+use super::redirect::validate_target;
+use crate::model::address::MailAddress;
+use crate::model::facts::{
+    BodyKind, ConnectResult, HopNext, HopOrigin, HttpExchange, HttpFailure, Microsoft365Answer,
+    RedirectRefusal, TlsFacts, TlsHandshake,
 };
-use super::pox::PoxResponse;
-use super::redirect::{RedirectRefusal, validate_target};
-use super::step::StepStatus;
+use crate::model::pox::PoxResponse;
+use crate::model::step::StepStatus;
 
 /// What one address leads to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +43,20 @@ pub enum Request {
     HttpsPost,
     /// The unauthenticated GET on port 80 of the HTTP redirect step.
     PlainGet,
+    /// The anonymous GET of Microsoft 365's JSON Autodiscover over https.
+    Microsoft365Get,
+}
+
+impl Request {
+    /// The request goes over TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::HttpsPost | Self::Microsoft365Get)
+    }
+
+    /// The port a URL without one uses.
+    pub fn default_port(self) -> u16 {
+        if self.is_tls() { 443 } else { 80 }
+    }
 }
 
 /// Classifies one address: connection, TLS, certificate and HTTP facts, in that order.
@@ -57,20 +74,27 @@ pub fn classify_address(
             return AddressResult::Unreachable(StepStatus::ConnectRefused);
         }
     }
-    if request == Request::HttpsPost {
+    if request.is_tls() {
         let Some(tls) = tls else {
             return AddressResult::Final(StepStatus::TlsHandshakeFailed);
         };
-        if !tls.established {
-            return AddressResult::Final(if tls.timed_out {
-                StepStatus::Timeout
-            } else {
-                StepStatus::TlsHandshakeFailed
-            });
+        match tls.handshake {
+            TlsHandshake::Established => {}
+            TlsHandshake::TimedOut => return AddressResult::Final(StepStatus::Timeout),
+            TlsHandshake::Failed { .. } => {
+                return AddressResult::Final(StepStatus::TlsHandshakeFailed);
+            }
         }
-        // Outlook stops at the security alert: whatever answered behind it is not an endpoint.
         if let Some(problem) = tls.verdict.as_ref().and_then(|v| v.problem()) {
-            return AddressResult::Final(problem);
+            // Outlook stops at the security alert: whatever answered behind it is not an
+            // endpoint. The Microsoft 365 query is a background request: a certificate it
+            // cannot trust is a failed query, after which Outlook goes on with the classic
+            // steps (SPEC §3.1 "a network failure").
+            return AddressResult::Final(if request == Request::Microsoft365Get {
+                StepStatus::TlsHandshakeFailed
+            } else {
+                problem
+            });
         }
     }
     let Some(http) = http else {
@@ -86,6 +110,16 @@ pub fn classify_address(
     let Some(status) = http.status else {
         return AddressResult::Final(StepStatus::NotAutodiscover);
     };
+    if request == Request::Microsoft365Get {
+        // Microsoft answers 302 for unknown users (and, some report, for hybrid mailboxes):
+        // a redirect here proves nothing and is not followed.
+        return match microsoft365::answer_of(http) {
+            Microsoft365Answer::Known { url: target } => {
+                follow_url(url, &target, HopOrigin::Microsoft365)
+            }
+            Microsoft365Answer::Unknown { status } => AddressResult::Final(status),
+        };
+    }
     if matches!(status, 301 | 302 | 307 | 308) {
         return match &http.location {
             Some(location) => follow_url(url, location, HopOrigin::HttpRedirect { status }),
@@ -102,12 +136,12 @@ pub fn classify_address(
     }
     match status {
         401 if !http.auth_schemes().is_empty() => AddressResult::Final(StepStatus::EndpointFound),
-        200 => classify_body(url, &http.body),
+        200 => classify_answer(url, &http.body),
         _ => AddressResult::Final(StepStatus::HttpStatus),
     }
 }
 
-fn classify_body(url: &str, body: &BodyKind) -> AddressResult {
+fn classify_answer(url: &str, body: &BodyKind) -> AddressResult {
     match body {
         BodyKind::Autodiscover { response } => match response {
             PoxResponse::Settings { .. } | PoxResponse::Error { .. } => {
@@ -116,19 +150,18 @@ fn classify_body(url: &str, body: &BodyKind) -> AddressResult {
             PoxResponse::RedirectUrl { url: target } => {
                 follow_url(url, target, HopOrigin::PoxRedirectUrl)
             }
-            PoxResponse::RedirectAddr { address } => {
-                if is_plausible_address(address) {
-                    AddressResult::Follow(HopNext::Address {
-                        address: address.clone(),
-                    })
-                } else {
-                    AddressResult::Refused(RedirectRefusal::Malformed(address.clone()))
-                }
-            }
+            PoxResponse::RedirectAddr { address } => match MailAddress::parse(address) {
+                Ok(_) => AddressResult::Follow(HopNext::Address {
+                    address: address.clone(),
+                }),
+                Err(_) => AddressResult::Refused(RedirectRefusal::Malformed(address.clone())),
+            },
         },
-        BodyKind::Empty | BodyKind::Html | BodyKind::Other { .. } | BodyKind::TooLarge => {
-            AddressResult::Final(StepStatus::NotAutodiscover)
-        }
+        BodyKind::Empty
+        | BodyKind::Html
+        | BodyKind::Microsoft365 { .. }
+        | BodyKind::Other { .. }
+        | BodyKind::TooLarge => AddressResult::Final(StepStatus::NotAutodiscover),
     }
 }
 
@@ -136,20 +169,6 @@ fn follow_url(base: &str, location: &str, origin: HopOrigin) -> AddressResult {
     match validate_target(base, location) {
         Ok(url) => AddressResult::Follow(HopNext::Url { url, origin }),
         Err(refusal) => AddressResult::Refused(refusal),
-    }
-}
-
-/// An address a redirectAddr may point at: `local@domain` with a dotted or single-label domain.
-pub fn is_plausible_address(address: &str) -> bool {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !address
-                    .chars()
-                    .any(|c| c.is_whitespace() || c == '/' || c == '<')
-        }
-        None => false,
     }
 }
 
@@ -218,16 +237,14 @@ fn rank(result: &AddressResult) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autodiscover::facts::{CertificateVerdict, Validity};
-    use crate::autodiscover::pox::PoxProtocol;
+    use crate::model::facts::{CertificateVerdict, Validity};
+    use crate::model::pox::PoxProtocol;
 
     const URL: &str = "https://companyb.com/Autodiscover/Autodiscover.xml";
 
     fn tls(verdict: CertificateVerdict) -> TlsFacts {
         TlsFacts {
-            established: true,
-            timed_out: false,
-            error: None,
+            handshake: TlsHandshake::Established,
             version: Some("TLSv1_3".into()),
             cipher: None,
             chain: vec![],
@@ -243,18 +260,20 @@ mod tests {
             validity: Validity::Valid,
             trust_error: None,
             validity_error: None,
+            completed_by_aia: false,
         }
     }
 
     fn response(status: u16) -> HttpExchange {
         HttpExchange {
-            method: "POST".into(),
+            method: crate::model::facts::HttpMethod::Post,
             status: Some(status),
             location: None,
             www_authenticate: vec![],
             exchange_headers: vec![],
             server: None,
             content_type: None,
+            retry_after_seconds: None,
             body_bytes: 0,
             body: BodyKind::Empty,
             failure: None,
@@ -326,8 +345,7 @@ mod tests {
                 "tls timeout",
                 https(
                     Some(TlsFacts {
-                        established: false,
-                        timed_out: true,
+                        handshake: TlsHandshake::TimedOut,
                         verdict: None,
                         ..tls(good())
                     }),
@@ -339,9 +357,10 @@ mod tests {
                 "tls alert",
                 https(
                     Some(TlsFacts {
-                        established: false,
+                        handshake: TlsHandshake::Failed {
+                            error: "alert".into(),
+                        },
                         verdict: None,
-                        error: Some("alert".into()),
                         ..tls(good())
                     }),
                     None,
@@ -680,9 +699,9 @@ mod tests {
 
     #[test]
     fn plausible_addresses() {
-        assert!(is_plausible_address("a@b.example"));
-        assert!(!is_plausible_address("ab.example"));
-        assert!(!is_plausible_address("@b.example"));
-        assert!(!is_plausible_address("a b@c"));
+        assert!(MailAddress::parse("a@b.example").is_ok());
+        assert!(MailAddress::parse("ab.example").is_err());
+        assert!(MailAddress::parse("@b.example").is_err());
+        assert!(MailAddress::parse("a b@c").is_err());
     }
 }

@@ -1,28 +1,9 @@
 //! The verdict: which step Outlook ends on, which prompts it shows on the way.
 
-use super::facts::{HopNext, StepTrace};
-use super::step::{Outcome, StepId, StepStatus};
+use crate::model::facts::HopNext;
+use crate::model::report::{Discovery, Endpoint};
+use crate::model::step::{Outcome, StepId, StepStatus};
 use serde::{Deserialize, Serialize};
-
-/// One run of the four steps for one address. A `redirectAddr` answer starts another one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Discovery {
-    /// The address discovered.
-    pub address: String,
-    /// Its domain.
-    pub domain: String,
-    /// The steps, in Outlook's order.
-    pub steps: Vec<StepTrace>,
-}
-
-/// Where Outlook finds its endpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Endpoint {
-    /// The step (of the last discovery, after address redirects).
-    pub step: StepId,
-    /// The URL that answered.
-    pub url: String,
-}
 
 /// What Outlook ends up doing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,33 +94,34 @@ pub fn pending_restart(discovery: &Discovery) -> Option<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autodiscover::facts::{Hop, HopOrigin};
+    use crate::model::address::MailAddress;
+    use crate::model::facts::{Hop, HopOrigin, StepTrace};
     use StepStatus::*;
 
     fn step(step: StepId, status: StepStatus) -> StepTrace {
         let url = format!("https://{}/Autodiscover/Autodiscover.xml", step.as_str());
-        StepTrace {
-            step,
-            url: url.clone(),
+        let mut trace = StepTrace::new(step, url.clone(), status);
+        trace.hops = vec![Hop {
+            url,
+            origin: HopOrigin::Start,
+            lookup: None,
+            addresses: vec![],
             status,
-            duration_seconds: 0.0,
-            srv: None,
-            hops: vec![Hop {
-                url,
-                origin: HopOrigin::Start,
-                lookup: None,
-                addresses: vec![],
-                status,
-                next: None,
-                redirect_refused: None,
-            }],
-        }
+            next: None,
+            redirect_refused: None,
+        }];
+        trace
     }
 
-    fn discovery(statuses: [StepStatus; 4]) -> Discovery {
+    fn address(text: &str) -> MailAddress {
+        MailAddress::parse(text).unwrap()
+    }
+
+    fn discovery(statuses: [StepStatus; 5]) -> Discovery {
+        let address = address("user@d.example");
         Discovery {
-            address: "user@d.example".into(),
-            domain: "d.example".into(),
+            domain: address.domain().clone(),
+            address,
             steps: StepId::ALL
                 .iter()
                 .zip(statuses)
@@ -149,87 +131,192 @@ mod tests {
     }
 
     /// Step statuses, expected outcome, expected endpoint step, expected prompts.
-    type Case = ([StepStatus; 4], Outcome, Option<StepId>, Vec<StepId>);
+    type Case = ([StepStatus; 5], Outcome, Option<StepId>, Vec<StepId>);
 
     #[test]
     fn table_of_step_statuses_to_outcome() {
         let cases: Vec<Case> = vec![
+            // Microsoft 365 knows the mailbox: Outlook stops there, the classic prompt is unseen
             (
-                [EndpointFound, DnsNoRecord, DnsNoRecord, DnsNoRecord],
+                [
+                    EndpointFound,
+                    CertNameMismatch,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                    EndpointFound,
+                ],
                 Outcome::Ok,
-                Some(StepId::RootDomain),
+                Some(StepId::Microsoft365),
                 vec![],
             ),
+            // a TLS-inspecting proxy in front of the URL Microsoft 365 names
             (
-                [DnsNoRecord, EndpointFound, DnsNoRecord, DnsNoRecord],
+                [
+                    CertUntrusted,
+                    DnsNoRecord,
+                    EndpointFound,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
+                Outcome::CertificatePrompt,
+                Some(StepId::AutodiscoverDomain),
+                vec![StepId::Microsoft365],
+            ),
+            // Microsoft 365 timed out: the classic steps decide
+            (
+                [
+                    Timeout,
+                    DnsNoRecord,
+                    EndpointFound,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
                 Outcome::Ok,
                 Some(StepId::AutodiscoverDomain),
                 vec![],
             ),
             (
-                [HttpStatus, NotAutodiscover, EndpointFound, DnsNoRecord],
+                [
+                    HttpStatus,
+                    EndpointFound,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
+                Outcome::Ok,
+                Some(StepId::RootDomain),
+                vec![],
+            ),
+            (
+                [
+                    HttpStatus,
+                    DnsNoRecord,
+                    EndpointFound,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
+                Outcome::Ok,
+                Some(StepId::AutodiscoverDomain),
+                vec![],
+            ),
+            (
+                [
+                    HttpStatus,
+                    HttpStatus,
+                    NotAutodiscover,
+                    EndpointFound,
+                    DnsNoRecord,
+                ],
                 Outcome::RedirectPrompt,
                 Some(StepId::HttpRedirect),
                 vec![],
             ),
             (
-                [ConnectRefused, DnsNoRecord, DnsNoRecord, EndpointFound],
+                [
+                    HttpStatus,
+                    ConnectRefused,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                    EndpointFound,
+                ],
                 Outcome::RedirectPrompt,
                 Some(StepId::SrvRecord),
                 vec![],
             ),
             // the seed: the bare domain presents the web site's certificate, SRV is fine
             (
-                [CertNameMismatch, DnsNoRecord, DnsNoRecord, EndpointFound],
+                [
+                    HttpStatus,
+                    CertNameMismatch,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                    EndpointFound,
+                ],
                 Outcome::CertificatePrompt,
                 Some(StepId::SrvRecord),
                 vec![StepId::RootDomain],
             ),
             (
-                [DnsNoRecord, CertExpired, DnsNoRecord, DnsNoRecord],
+                [
+                    HttpStatus,
+                    DnsNoRecord,
+                    CertExpired,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
                 Outcome::CertificatePrompt,
                 None,
                 vec![StepId::AutodiscoverDomain],
             ),
             (
-                [DnsNoRecord, CertUntrusted, DnsNoRecord, DnsNoRecord],
+                [
+                    HttpStatus,
+                    DnsNoRecord,
+                    CertUntrusted,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
                 Outcome::CertificatePrompt,
                 None,
                 vec![StepId::AutodiscoverDomain],
             ),
             (
-                [CertNotYetValid, EndpointFound, DnsNoRecord, DnsNoRecord],
+                [
+                    HttpStatus,
+                    CertNotYetValid,
+                    EndpointFound,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
                 Outcome::CertificatePrompt,
                 Some(StepId::AutodiscoverDomain),
                 vec![StepId::RootDomain],
             ),
             // prompts after the endpoint are never reached
             (
-                [EndpointFound, CertNameMismatch, DnsNoRecord, DnsNoRecord],
+                [
+                    HttpStatus,
+                    EndpointFound,
+                    CertNameMismatch,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
                 Outcome::Ok,
                 Some(StepId::RootDomain),
                 vec![],
             ),
             (
-                [DnsNoRecord, DnsNoRecord, DnsNoRecord, DnsNoRecord],
+                [
+                    HttpStatus,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                    DnsNoRecord,
+                ],
                 Outcome::NotFound,
                 None,
                 vec![],
             ),
             (
-                [DnsError, Timeout, TlsHandshakeFailed, RedirectInvalid],
+                [
+                    HttpStatus,
+                    DnsError,
+                    Timeout,
+                    TlsHandshakeFailed,
+                    RedirectInvalid,
+                ],
                 Outcome::NotFound,
                 None,
                 vec![],
             ),
             (
-                [Excluded, Excluded, Excluded, EndpointFound],
+                [Excluded, Excluded, Excluded, Excluded, EndpointFound],
                 Outcome::RedirectPrompt,
                 Some(StepId::SrvRecord),
                 vec![],
             ),
             (
-                [Excluded, Excluded, Excluded, Excluded],
+                [Excluded, Excluded, Excluded, Excluded, Excluded],
                 Outcome::NotFound,
                 None,
                 vec![],
@@ -254,18 +341,35 @@ mod tests {
 
     #[test]
     fn probe_error_wins() {
-        let decision = decide(&[discovery([DnsError, DnsError, DnsError, DnsError])], true);
+        let decision = decide(
+            &[discovery([
+                HttpStatus, DnsError, DnsError, DnsError, DnsError,
+            ])],
+            true,
+        );
         assert_eq!(decision.outcome, Outcome::ProbeError);
     }
 
     #[test]
     fn redirect_addr_hands_over_to_the_next_discovery() {
-        let mut first = discovery([CertNameMismatch, EndpointFound, DnsNoRecord, DnsNoRecord]);
-        first.steps[1].hops[0].next = Some(HopNext::Address {
+        let mut first = discovery([
+            HttpStatus,
+            CertNameMismatch,
+            EndpointFound,
+            DnsNoRecord,
+            DnsNoRecord,
+        ]);
+        first.steps[2].hops[0].next = Some(HopNext::Address {
             address: "user@tenant.example".into(),
         });
-        let mut second = discovery([DnsNoRecord, DnsNoRecord, DnsNoRecord, EndpointFound]);
-        second.address = "user@tenant.example".into();
+        let mut second = discovery([
+            HttpStatus,
+            DnsNoRecord,
+            DnsNoRecord,
+            DnsNoRecord,
+            EndpointFound,
+        ]);
+        second.address = address("user@tenant.example");
         let decision = decide(&[first.clone(), second], false);
         assert_eq!(
             decision.endpoint.as_ref().map(|e| e.step),

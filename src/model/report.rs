@@ -1,19 +1,18 @@
 //! The result of one probe, as every renderer (metrics, trace, JSON, HTML) sees it.
 
-use crate::autodiscover::facts::{SrvLookup, SrvRecord, StepTrace};
-use crate::autodiscover::srv;
-use crate::autodiscover::step::{Outcome, StepId};
-use crate::autodiscover::verdict::{Discovery, Endpoint};
-use crate::findings::Finding;
+use super::address::{Domain, MailAddress};
+use super::facts::{SrvRecord, StepTrace};
+use super::finding::Finding;
+use super::step::{Outcome, StepId};
 use serde::{Deserialize, Serialize};
 
 /// Everything one probe found out about one address.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeReport {
     /// The probed address.
-    pub address: String,
+    pub address: MailAddress,
     /// Its domain.
-    pub domain: String,
+    pub domain: Domain,
     /// The verdict.
     pub outcome: Outcome,
     /// Where Outlook finds its endpoint.
@@ -24,7 +23,7 @@ pub struct ProbeReport {
     pub redirect_prompt: bool,
     /// The SRV record of the domain.
     pub srv: SrvSummary,
-    /// The four steps for the probed address.
+    /// The steps for the probed address.
     pub steps: Vec<StepTrace>,
     /// Redirect hops (URL redirects within steps, address redirects between discoveries).
     pub redirects: Vec<RedirectHop>,
@@ -55,13 +54,33 @@ impl ProbeReport {
     }
 
     /// Every discovery, the probed address's first.
-    pub fn discoveries(&self) -> impl Iterator<Item = (&str, &[StepTrace])> {
-        std::iter::once((self.address.as_str(), self.steps.as_slice())).chain(
+    pub fn discoveries(&self) -> impl Iterator<Item = (&MailAddress, &[StepTrace])> {
+        std::iter::once((&self.address, self.steps.as_slice())).chain(
             self.restarted
                 .iter()
-                .map(|d| (d.address.as_str(), d.steps.as_slice())),
+                .map(|d| (&d.address, d.steps.as_slice())),
         )
     }
+}
+
+/// One run of the steps for one address. A `redirectAddr` answer starts another one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Discovery {
+    /// The address discovered.
+    pub address: MailAddress,
+    /// Its domain.
+    pub domain: Domain,
+    /// The steps, in Outlook's order.
+    pub steps: Vec<StepTrace>,
+}
+
+/// Where Outlook finds its endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The step (of the last discovery, after address redirects).
+    pub step: StepId,
+    /// The URL that answered.
+    pub url: String,
 }
 
 /// The SRV record as the report's summary shows it.
@@ -71,16 +90,6 @@ pub struct SrvSummary {
     pub present: bool,
     /// Every record, in the order clients try them.
     pub records: Vec<SrvRecord>,
-}
-
-impl SrvSummary {
-    /// Summarises a lookup.
-    pub fn from_lookup(lookup: &SrvLookup) -> Self {
-        Self {
-            present: !srv::usable(&lookup.records).is_empty(),
-            records: srv::ordered(&lookup.records),
-        }
-    }
 }
 
 /// One redirect hop.
