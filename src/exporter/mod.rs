@@ -122,6 +122,10 @@ impl Exporter {
             factory,
             shard,
         });
+        exporter
+            .shared
+            .metrics
+            .watch_microsoft365(exporter.shared.prober().microsoft365().clone());
         exporter.apply(config, None);
         exporter.shared.ready.store(true, Ordering::Relaxed);
         Ok(exporter)
@@ -165,6 +169,9 @@ impl Exporter {
             })
             .collect();
         if let Some(prober) = prober {
+            self.shared
+                .metrics
+                .watch_microsoft365(prober.microsoft365().clone());
             *self
                 .shared
                 .prober

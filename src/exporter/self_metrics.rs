@@ -2,6 +2,12 @@
 
 use super::process::ProcessCollector;
 use crate::model::step::Outcome;
+use crate::probe::microsoft365::Microsoft365Client;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use std::sync::{Arc, PoisonError, RwLock};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -29,6 +35,34 @@ pub struct SelfMetrics {
     probes: Family<OutcomeLabels, Counter>,
     reload_successful: Gauge,
     reload_timestamp: Gauge<f64, AtomicU64>,
+    microsoft365: Microsoft365Slot,
+}
+
+/// The Microsoft 365 client of the current prober, whose counters are exported.
+type Microsoft365Slot = Arc<RwLock<Option<Arc<Microsoft365Client>>>>;
+
+/// Exposes `autodiscover_exporter_microsoft365_queries_total{result}` from the client's counters.
+#[derive(Debug)]
+struct Microsoft365Collector(Microsoft365Slot);
+
+impl Collector for Microsoft365Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let client = self.0.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(client) = client else {
+            return Ok(());
+        };
+        let mut family = encoder.encode_descriptor(
+            "autodiscover_exporter_microsoft365_queries",
+            "Microsoft 365 step runs by how the answer was obtained: queried now, cached, or reused after throttling (429/503), the rate limit, or a failure.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (source, count) in client.counts() {
+            let labels = [("result", source.as_str())];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for SelfMetrics {
@@ -80,13 +114,24 @@ impl SelfMetrics {
             reload_timestamp.clone(),
         );
         registry.register_collector(Box::new(ProcessCollector));
+        let microsoft365 = Microsoft365Slot::default();
+        registry.register_collector(Box::new(Microsoft365Collector(microsoft365.clone())));
         Self {
+            microsoft365,
             registry,
             domains,
             probes,
             reload_successful,
             reload_timestamp,
         }
+    }
+
+    /// Exports the counters of `client` (the current prober's).
+    pub fn watch_microsoft365(&self, client: Arc<Microsoft365Client>) {
+        *self
+            .microsoft365
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(client);
     }
 
     /// Counts a finished probe.

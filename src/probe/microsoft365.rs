@@ -58,6 +58,14 @@ pub struct Microsoft365Client {
     counts: [AtomicU64; QuerySource::ALL.len()],
 }
 
+impl std::fmt::Debug for Microsoft365Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Microsoft365Client")
+            .field("settings", &self.settings())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Microsoft365Client {
     fn default() -> Self {
         Self::new(Microsoft365Settings::default())

@@ -44,15 +44,37 @@ enum Kind {
     Info,
 }
 
-struct Family {
+/// How a family is declared.
+struct FamilySpec {
     name: &'static str,
     help: &'static str,
     kind: Kind,
     unit: Option<&'static str>,
 }
 
-const fn gauge(name: &'static str, help: &'static str) -> Family {
-    Family {
+macro_rules! families {
+    ($($variant:ident = $kind:ident($name:literal, $help:literal),)+) => {
+        /// A per-domain metric family. Samples are written through [`Lines::push`], which files
+        /// each line under its own family, so a line cannot land under another family's header.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum Family {
+            $($variant,)+
+        }
+
+        impl Family {
+            const ALL: &'static [Self] = &[$(Self::$variant,)+];
+
+            fn spec(self) -> FamilySpec {
+                match self {
+                    $(Self::$variant => $kind($name, $help),)+
+                }
+            }
+        }
+    };
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> FamilySpec {
+    FamilySpec {
         name,
         help,
         kind: Kind::Gauge,
@@ -60,8 +82,8 @@ const fn gauge(name: &'static str, help: &'static str) -> Family {
     }
 }
 
-const fn seconds(name: &'static str, help: &'static str) -> Family {
-    Family {
+const fn seconds(name: &'static str, help: &'static str) -> FamilySpec {
+    FamilySpec {
         name,
         help,
         kind: Kind::Gauge,
@@ -69,8 +91,8 @@ const fn seconds(name: &'static str, help: &'static str) -> Family {
     }
 }
 
-const fn info(name: &'static str, help: &'static str) -> Family {
-    Family {
+const fn info(name: &'static str, help: &'static str) -> FamilySpec {
+    FamilySpec {
         name,
         help,
         kind: Kind::Info,
@@ -78,97 +100,98 @@ const fn info(name: &'static str, help: &'static str) -> Family {
     }
 }
 
-const SUCCESS: usize = 0;
-const OUTCOME: usize = 1;
-const STEP_REACHED: usize = 2;
-const STEP_STATUS: usize = 3;
-const STEP_DURATION: usize = 4;
-const CERT_PROMPT: usize = 5;
-const NAME_MISMATCH: usize = 6;
-const REDIRECT_PROMPT: usize = 7;
-const SRV_PRESENT: usize = 8;
-const SRV_INFO: usize = 9;
-const ENDPOINT_INFO: usize = 10;
-const DAYS_TO_EXPIRY: usize = 11;
-const NOT_AFTER: usize = 12;
-const CERT_INFO: usize = 13;
-const PROBE_DURATION: usize = 14;
-const PROBE_TIMESTAMP: usize = 15;
-const PROBE_INTERVAL: usize = 16;
-
-/// Number of per-domain metric families.
-pub const FAMILY_COUNT: usize = 17;
-
-const FAMILIES: [Family; FAMILY_COUNT] = [
-    gauge(
+families! {
+    Success = gauge(
         "autodiscover_probe_success",
-        "1 when Outlook finds an endpoint without a certificate alert (from the latest background probe).",
+        "1 when Outlook finds an endpoint without a certificate alert."
     ),
-    gauge(
+    Outcome = gauge(
         "autodiscover_outcome",
-        "Verdict of the latest probe: 1 for the current outcome, 0 for the others.",
+        "Verdict of the probe: 1 for the current outcome, 0 for the others."
     ),
-    gauge(
+    StepReached = gauge(
         "autodiscover_step_reached",
-        "Step where Outlook finds its endpoint: 1 root_domain, 2 autodiscover_domain, 3 http_redirect, 4 srv_record, 0 none.",
+        "Step where Outlook finds its endpoint (an id: 1 root_domain, 2 autodiscover_domain, 3 http_redirect, 4 srv_record, 5 microsoft365), 0 none."
     ),
-    gauge(
+    StepStatus = gauge(
         "autodiscover_step_status",
-        "1, labelled with the current status of each step.",
+        "1, labelled with the current status of each step."
     ),
-    seconds(
+    StepDuration = seconds(
         "autodiscover_step_duration_seconds",
-        "Time spent on each step of the latest probe.",
+        "Time spent on each step of the probe."
     ),
-    gauge(
+    CertificatePrompt = gauge(
         "autodiscover_certificate_prompt",
-        "1 if Outlook shows a certificate security alert at this step.",
+        "1 if Outlook shows a certificate security alert at this step."
     ),
-    gauge(
+    NameMismatch = gauge(
         "autodiscover_certificate_name_mismatch",
-        "1 if the certificate presented for host does not cover that name.",
+        "1 if the certificate presented for host does not cover that name."
     ),
-    gauge(
+    RedirectPrompt = gauge(
         "autodiscover_redirect_prompt",
-        "1 if Outlook asks the user to allow a redirect (HTTP redirect or SRV endpoint).",
+        "1 if Outlook asks the user to allow a redirect (HTTP redirect or SRV endpoint)."
     ),
-    gauge(
+    SrvPresent = gauge(
         "autodiscover_srv_record_present",
-        "1 if _autodiscover._tcp has a record clients use (real target, port 443).",
+        "1 if _autodiscover._tcp has a record clients use (real target, port 443)."
     ),
-    info(
+    SrvInfo = info(
         "autodiscover_srv_record",
-        "One series per SRV record of _autodiscover._tcp.",
+        "One series per SRV record of _autodiscover._tcp."
     ),
-    info(
+    EndpointInfo = info(
         "autodiscover_endpoint",
-        "The endpoint Outlook finds, with its step and URL.",
+        "The endpoint Outlook finds, with its step and URL."
     ),
-    gauge(
+    DaysToExpiry = gauge(
         "autodiscover_certificate_days_to_expiry",
-        "Days until the leaf certificate presented for host expires (earliest across its addresses; negative once expired).",
+        "Days until the leaf certificate presented for host expires (earliest across its addresses; negative once expired)."
     ),
-    seconds(
+    NotAfter = seconds(
         "autodiscover_certificate_not_after_timestamp_seconds",
-        "notAfter of the leaf certificate presented for host, Unix time (earliest across its addresses).",
+        "notAfter of the leaf certificate presented for host, Unix time (earliest across its addresses)."
     ),
-    info(
+    CertificateInfo = info(
         "autodiscover_certificate",
-        "One series per distinct leaf certificate presented for host.",
+        "One series per distinct leaf certificate presented for host."
     ),
-    seconds(
+    ProbeDuration = seconds(
         "autodiscover_probe_duration_seconds",
-        "Duration of the latest probe.",
+        "Duration of the probe."
     ),
-    seconds(
+    ProbeTimestamp = seconds(
         "autodiscover_probe_timestamp_seconds",
-        "When the latest probe finished, Unix time.",
+        "When the probe finished, Unix time."
     ),
-    seconds(
+    ProbeInterval = seconds(
         "autodiscover_probe_interval_seconds",
-        "Configured interval between probes of the domain.",
+        "Configured interval between background probes of the domain."
     ),
-];
+}
+
+/// Sample lines being rendered, one buffer per family.
+struct Lines<'a> {
+    base: &'a str,
+    families: Vec<String>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(base: &'a str) -> Self {
+        Self {
+            base,
+            families: vec![String::new(); Family::ALL.len()],
+        }
+    }
+
+    /// Writes one sample of `family`.
+    fn push(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
+        if let Some(out) = self.families.get_mut(family as usize) {
+            sample(out, family, self.base, labels, value);
+        }
+    }
+}
 
 /// The rendered sample lines of one domain, per family.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -201,70 +224,53 @@ pub fn domain_labels(domain: &str, labels: &BTreeMap<String, String>) -> String 
 
 /// Renders a domain's sample lines.
 pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration) -> DomainSamples {
-    let mut f: Vec<String> = vec![String::new(); FAMILY_COUNT];
-    let b = base_labels;
-    sample(
-        &mut f[SUCCESS],
-        SUCCESS,
-        b,
+    let mut f = Lines::new(base_labels);
+    f.push(
+        Family::Success,
         &[],
         bool_value(report.success()),
     );
     for outcome in Outcome::ALL {
-        sample(
-            &mut f[OUTCOME],
-            OUTCOME,
-            b,
+        f.push(
+            Family::Outcome,
             &[("outcome", outcome.as_str())],
             bool_value(report.outcome == outcome),
         );
     }
     let reached = report.endpoint.as_ref().map_or(0, |e| e.step.number());
-    sample(
-        &mut f[STEP_REACHED],
-        STEP_REACHED,
-        b,
+    f.push(
+        Family::StepReached,
         &[],
         f64::from(reached),
     );
     for step in &report.steps {
         let name = step.step.as_str();
-        sample(
-            &mut f[STEP_STATUS],
-            STEP_STATUS,
-            b,
+        f.push(
+            Family::StepStatus,
             &[("step", name), ("status", step.status.as_str())],
             1.0,
         );
-        sample(
-            &mut f[STEP_DURATION],
-            STEP_DURATION,
-            b,
+        f.push(
+            Family::StepDuration,
             &[("step", name)],
             step.duration_seconds,
         );
     }
     for step in StepId::ALL {
         let prompt = report.certificate_prompts.contains(step);
-        sample(
-            &mut f[CERT_PROMPT],
-            CERT_PROMPT,
-            b,
+        f.push(
+            Family::CertificatePrompt,
             &[("step", step.as_str())],
             bool_value(prompt),
         );
     }
-    sample(
-        &mut f[REDIRECT_PROMPT],
-        REDIRECT_PROMPT,
-        b,
+    f.push(
+        Family::RedirectPrompt,
         &[],
         bool_value(report.redirect_prompt),
     );
-    sample(
-        &mut f[SRV_PRESENT],
-        SRV_PRESENT,
-        b,
+    f.push(
+        Family::SrvPresent,
         &[],
         bool_value(report.srv.present),
     );
@@ -274,10 +280,8 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
             record.priority.to_string(),
             record.weight.to_string(),
         );
-        sample(
-            &mut f[SRV_INFO],
-            SRV_INFO,
-            b,
+        f.push(
+            Family::SrvInfo,
             &[
                 ("target", &record.target),
                 ("port", &port),
@@ -288,39 +292,33 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
         );
     }
     if let Some(endpoint) = &report.endpoint {
-        sample(
-            &mut f[ENDPOINT_INFO],
-            ENDPOINT_INFO,
-            b,
+        f.push(
+            Family::EndpointInfo,
             &[("step", endpoint.step.as_str()), ("url", &endpoint.url)],
             1.0,
         );
     }
     for step in &report.steps {
-        render_certificates(&mut f, b, step);
+        render_certificates(&mut f, step);
     }
-    sample(
-        &mut f[PROBE_DURATION],
-        PROBE_DURATION,
-        b,
+    f.push(
+        Family::ProbeDuration,
         &[],
         report.duration_seconds,
     );
-    sample(
-        &mut f[PROBE_TIMESTAMP],
-        PROBE_TIMESTAMP,
-        b,
+    f.push(
+        Family::ProbeTimestamp,
         &[],
         report.finished_at(),
     );
-    sample(
-        &mut f[PROBE_INTERVAL],
-        PROBE_INTERVAL,
-        b,
+    f.push(
+        Family::ProbeInterval,
         &[],
         interval.as_secs_f64(),
     );
-    DomainSamples { families: f }
+    DomainSamples {
+        families: f.families,
+    }
 }
 
 struct HostCertificates {
@@ -330,7 +328,7 @@ struct HostCertificates {
     leaves: Vec<[String; 4]>,
 }
 
-fn render_certificates(f: &mut [String], b: &str, step: &StepTrace) {
+fn render_certificates(f: &mut Lines<'_>, step: &StepTrace) {
     let mut hosts: BTreeMap<String, HostCertificates> = BTreeMap::new();
     for hop in &step.hops {
         for attempt in &hop.addresses {
@@ -338,6 +336,11 @@ fn render_certificates(f: &mut [String], b: &str, step: &StepTrace) {
             let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
                 continue;
             };
+            // Dates of a certificate that cannot be parsed are unknown: no expiry is exported
+            // (the trace says why), rather than a notAfter of 1970.
+            if leaf.parse_error.is_some() {
+                continue;
+            }
             let entry = hosts
                 .entry(hop.host().to_owned())
                 .or_insert(HostCertificates {
@@ -363,32 +366,24 @@ fn render_certificates(f: &mut [String], b: &str, step: &StepTrace) {
     let step_name = step.step.as_str();
     for (host, certs) in &hosts {
         let labels = [("step", step_name), ("host", host.as_str())];
-        sample(
-            &mut f[NAME_MISMATCH],
-            NAME_MISMATCH,
-            b,
+        f.push(
+            Family::NameMismatch,
             &labels,
             bool_value(certs.mismatch),
         );
-        sample(
-            &mut f[DAYS_TO_EXPIRY],
-            DAYS_TO_EXPIRY,
-            b,
+        f.push(
+            Family::DaysToExpiry,
             &labels,
             certs.days,
         );
-        sample(
-            &mut f[NOT_AFTER],
-            NOT_AFTER,
-            b,
+        f.push(
+            Family::NotAfter,
             &labels,
             certs.not_after as f64,
         );
         for [subject, issuer, serial, fingerprint] in &certs.leaves {
-            sample(
-                &mut f[CERT_INFO],
-                CERT_INFO,
-                b,
+            f.push(
+                Family::CertificateInfo,
                 &[
                     ("step", step_name),
                     ("host", host.as_str()),
@@ -409,8 +404,8 @@ pub fn write_domains<'a>(
     format: Format,
     domains: impl Iterator<Item = &'a DomainSamples> + Clone,
 ) {
-    for (index, family) in FAMILIES.iter().enumerate() {
-        write_header(out, format, family);
+    for (index, family) in Family::ALL.iter().enumerate() {
+        write_header(out, format, &family.spec());
         for samples in domains.clone() {
             if let Some(lines) = samples.families.get(index) {
                 out.push_str(lines);
@@ -421,8 +416,9 @@ pub fn write_domains<'a>(
 
 /// Every per-domain metric name, as exposed (for documentation and tests).
 pub fn metric_names() -> Vec<String> {
-    FAMILIES
+    Family::ALL
         .iter()
+        .map(|f| f.spec())
         .map(|f| match f.kind {
             Kind::Gauge => f.name.to_owned(),
             Kind::Info => format!("{}_info", f.name),
@@ -430,7 +426,7 @@ pub fn metric_names() -> Vec<String> {
         .collect()
 }
 
-fn write_header(out: &mut String, format: Format, family: &Family) {
+fn write_header(out: &mut String, format: Format, family: &FamilySpec) {
     let (name, kind) = match (format, family.kind) {
         (Format::Classic, Kind::Info) => (format!("{}_info", family.name), "gauge"),
         (Format::OpenMetrics, Kind::Info) => (family.name.to_owned(), "info"),
@@ -443,8 +439,8 @@ fn write_header(out: &mut String, format: Format, family: &Family) {
     }
 }
 
-fn sample(out: &mut String, family: usize, base: &str, labels: &[(&str, &str)], value: f64) {
-    let family = &FAMILIES[family];
+fn sample(out: &mut String, family: Family, base: &str, labels: &[(&str, &str)], value: f64) {
+    let family = family.spec();
     out.push_str(family.name);
     if let Kind::Info = family.kind {
         out.push_str("_info");
