@@ -4,17 +4,17 @@ use super::process::ProcessCollector;
 use crate::model::step::Outcome;
 use crate::probe::microsoft365::Microsoft365Client;
 use prometheus_client::collector::Collector;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
-use std::sync::{Arc, PoisonError, RwLock};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// The revision the binary was built from (`GIT_REVISION` at build time).
 pub const REVISION: &str = match option_env!("GIT_REVISION") {
@@ -47,7 +47,11 @@ struct Microsoft365Collector(Microsoft365Slot);
 
 impl Collector for Microsoft365Collector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let client = self.0.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let client = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let Some(client) = client else {
             return Ok(());
         };

@@ -225,11 +225,7 @@ pub fn domain_labels(domain: &str, labels: &BTreeMap<String, String>) -> String 
 /// Renders a domain's sample lines.
 pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration) -> DomainSamples {
     let mut f = Lines::new(base_labels);
-    f.push(
-        Family::Success,
-        &[],
-        bool_value(report.success()),
-    );
+    f.push(Family::Success, &[], bool_value(report.success()));
     for outcome in Outcome::ALL {
         f.push(
             Family::Outcome,
@@ -238,11 +234,7 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
         );
     }
     let reached = report.endpoint.as_ref().map_or(0, |e| e.step.number());
-    f.push(
-        Family::StepReached,
-        &[],
-        f64::from(reached),
-    );
+    f.push(Family::StepReached, &[], f64::from(reached));
     for step in &report.steps {
         let name = step.step.as_str();
         f.push(
@@ -269,11 +261,7 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
         &[],
         bool_value(report.redirect_prompt),
     );
-    f.push(
-        Family::SrvPresent,
-        &[],
-        bool_value(report.srv.present),
-    );
+    f.push(Family::SrvPresent, &[], bool_value(report.srv.present));
     for record in &report.srv.records {
         let (port, priority, weight) = (
             record.port.to_string(),
@@ -301,21 +289,9 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
     for step in &report.steps {
         render_certificates(&mut f, step);
     }
-    f.push(
-        Family::ProbeDuration,
-        &[],
-        report.duration_seconds,
-    );
-    f.push(
-        Family::ProbeTimestamp,
-        &[],
-        report.finished_at(),
-    );
-    f.push(
-        Family::ProbeInterval,
-        &[],
-        interval.as_secs_f64(),
-    );
+    f.push(Family::ProbeDuration, &[], report.duration_seconds);
+    f.push(Family::ProbeTimestamp, &[], report.finished_at());
+    f.push(Family::ProbeInterval, &[], interval.as_secs_f64());
     DomainSamples {
         families: f.families,
     }
@@ -366,21 +342,9 @@ fn render_certificates(f: &mut Lines<'_>, step: &StepTrace) {
     let step_name = step.step.as_str();
     for (host, certs) in &hosts {
         let labels = [("step", step_name), ("host", host.as_str())];
-        f.push(
-            Family::NameMismatch,
-            &labels,
-            bool_value(certs.mismatch),
-        );
-        f.push(
-            Family::DaysToExpiry,
-            &labels,
-            certs.days,
-        );
-        f.push(
-            Family::NotAfter,
-            &labels,
-            certs.not_after as f64,
-        );
+        f.push(Family::NameMismatch, &labels, bool_value(certs.mismatch));
+        f.push(Family::DaysToExpiry, &labels, certs.days);
+        f.push(Family::NotAfter, &labels, certs.not_after as f64);
         for [subject, issuer, serial, fingerprint] in &certs.leaves {
             f.push(
                 Family::CertificateInfo,
