@@ -101,6 +101,14 @@ finding_codes! {
     RedirectPrompt = "redirect_prompt",
     /// The SRV record is missing while another step prompts.
     SrvTargetMissing = "srv_target_missing",
+    /// The server sends an incomplete chain that Windows completes from the AIA URL.
+    CertificateChainIncomplete = "certificate_chain_incomplete",
+    /// The mail domain does not exist in DNS.
+    DomainNotFound = "domain_not_found",
+    /// Microsoft 365 finds the mailbox; clients without that shortcut meet a worse verdict.
+    ClassicClientsAffected = "classic_clients_affected",
+    /// Microsoft 365 hosts the mailbox but autodiscover.D does not point at Microsoft.
+    AutodiscoverNotMicrosoft365 = "autodiscover_not_microsoft365",
     /// The endpoint host is not the expected one.
     UnexpectedEndpointHost = "unexpected_endpoint_host",
     /// The endpoint step is not the expected one.
@@ -164,6 +172,10 @@ mod tests {
             "srv_target_missing",
             "unexpected_endpoint_host",
             "unexpected_endpoint_step",
+            "certificate_chain_incomplete",
+            "domain_not_found",
+            "classic_clients_affected",
+            "autodiscover_not_microsoft365",
         ];
         for name in pinned {
             assert!(

@@ -31,6 +31,8 @@ pub struct ProbeReport {
     pub restarted: Vec<Discovery>,
     /// What is wrong and how to fix it.
     pub findings: Vec<Finding>,
+    /// The DNS servers the probe asked.
+    pub resolver: String,
     /// When the probe started, Unix seconds.
     pub started_at: i64,
     /// How long the probe took.

@@ -35,6 +35,7 @@ pub struct DnsSetupError(#[source] NetError);
 pub struct Dns {
     resolver: TokioResolver,
     query_timeout: Duration,
+    description: String,
 }
 
 impl Dns {
@@ -63,10 +64,22 @@ impl Dns {
         let options = builder.options_mut();
         *options = tuned(options.clone(), query_timeout);
         let resolver = builder.build().map_err(DnsSetupError)?;
+        let description = if nameservers.is_empty() {
+            "the system resolver (/etc/resolv.conf)".to_owned()
+        } else {
+            let servers: Vec<String> = nameservers.iter().map(ToString::to_string).collect();
+            servers.join(", ")
+        };
         Ok(Self {
             resolver,
             query_timeout,
+            description,
         })
+    }
+
+    /// Which servers it asks, for traces.
+    pub fn describe(&self) -> &str {
+        &self.description
     }
 
     /// Looks up A and AAAA of `host` (concurrently), recording the CNAME chain.

@@ -174,6 +174,7 @@ impl Prober {
             redirects,
             restarted: discoveries,
             findings: Vec::new(),
+            resolver: self.dns.describe().to_owned(),
             started_at: started_unix,
             duration_seconds: started.elapsed().as_secs_f64(),
         }

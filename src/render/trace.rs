@@ -29,6 +29,7 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
         "{}",
         p.bold(&format!("Autodiscover for {}", report.address))
     );
+    let _ = writeln!(out, "Resolver: {}", report.resolver);
     let _ = writeln!(
         out,
         "Verdict:  {} - {}",
