@@ -219,7 +219,17 @@ fn explain_certificates(
                 severity,
                 FindingCode::CertificateNameMismatch,
                 message,
-                name_mismatch_hint(domain, step, &host, leaf.dns_names.first()),
+                match microsoft_target(hop) {
+                    Some(target) => format!(
+                        "{host} is a CNAME to {target}, a Microsoft host whose certificate can \
+                         never list your domain. Outlook 2016 and later asks Microsoft 365 first and \
+                         does not come here; clients that do (Outlook 2013, iOS and macOS Mail) see \
+                         this alert. Keep the CNAME if Microsoft 365 asks for it, and check that no \
+                         such client is in use, or answer https://{host} yourself with a \
+                         certificate that lists it."
+                    ),
+                    None => name_mismatch_hint(domain, step, &host, leaf.dns_names.first()),
+                },
             );
         }
         if verdict.completed_by_aia {
@@ -343,7 +353,7 @@ fn explain_certificates(
             .http
             .as_ref()
             .is_some_and(|h| h.status == Some(401) && !h.auth_schemes().is_empty());
-        if !verdict.is_valid() && exchange_behind {
+        if !verdict.is_valid() && exchange_behind && microsoft_target(hop).is_none() {
             out.push(
                 severity,
                 FindingCode::ExchangeBehindCertificatePrompt,
@@ -356,6 +366,17 @@ fn explain_certificates(
             );
         }
     }
+}
+
+/// The Microsoft host a hop's name is a CNAME to (Exchange Online's `autodiscover.outlook.com`
+/// and its relatives), if it is one.
+fn microsoft_target(hop: &Hop) -> Option<&str> {
+    let target = hop.lookup.as_ref()?.cname_chain.last()?.target.as_str();
+    let name = target.trim_end_matches('.').to_ascii_lowercase();
+    let microsoft = ["outlook.com", "office365.com", "office.com"]
+        .iter()
+        .any(|suffix| name == *suffix || name.ends_with(&format!(".{suffix}")));
+    microsoft.then_some(target)
 }
 
 fn name_mismatch_hint(
