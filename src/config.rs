@@ -2,6 +2,7 @@
 
 use crate::diagnose::Expectations;
 use crate::model::address::{Domain, MailAddress, NameError, ProbeTarget};
+use crate::model::labels::RESERVED_LABELS;
 use crate::model::step::StepId;
 use crate::net::dns::DnsProtocol;
 use crate::probe::microsoft365::Microsoft365Settings;
@@ -19,26 +20,6 @@ pub const DEFAULT_LOCAL_PART: &str = "autodiscover-probe";
 
 /// Probes running at once when `concurrency` is not set.
 pub const DEFAULT_CONCURRENCY: usize = 32;
-
-/// Labels the exporter sets itself; a domain's `labels` cannot use them.
-const RESERVED_LABELS: &[&str] = &[
-    "domain",
-    "step",
-    "status",
-    "outcome",
-    "host",
-    "url",
-    "target",
-    "port",
-    "priority",
-    "weight",
-    "subject",
-    "issuer",
-    "serial",
-    "fingerprint_sha256",
-    "job",
-    "instance",
-];
 
 /// A configuration that failed to load, with where.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -137,7 +137,13 @@ mod tests {
 
     #[test]
     fn fnv_is_stable() {
+        // FNV-1a 64 test vectors (offset basis, "a", "foobar") and two domains: this hash decides
+        // which replica probes a domain under --shard, so it must never change.
         assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a("foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a("companyb.example"), 0x6304_4a05_2783_d4b2);
+        assert_eq!(fnv1a("xn--mnchen-3ya.example"), 0x6bb9_805c_70b0_e168);
         assert_eq!(fnv1a("A.example"), fnv1a("a.example"));
     }
 }

@@ -394,6 +394,20 @@ impl HttpMethod {
     }
 }
 
+/// Exchange's fingerprint headers (`X-SOAP-Enabled`, `X-OAuth-Enabled`, ...): an Autodiscover
+/// service that sends them is an Exchange server, not a web server asking for a password.
+pub fn is_exchange_fingerprint(header: &str) -> bool {
+    let name = header.to_ascii_lowercase();
+    name.starts_with("x-") && name.ends_with("-enabled")
+}
+
+/// Headers the probe keeps for the trace: the fingerprint headers and the front-end names.
+pub fn is_exchange_header(header: &str) -> bool {
+    is_exchange_fingerprint(header)
+        || header.eq_ignore_ascii_case("x-feserver")
+        || header.eq_ignore_ascii_case("x-owa-version")
+}
+
 /// One HTTP request and what came back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HttpExchange {
@@ -473,7 +487,7 @@ impl HttpExchange {
     pub fn looks_like_exchange(&self) -> bool {
         self.exchange_headers
             .iter()
-            .any(|(name, _)| name.to_ascii_lowercase().ends_with("-enabled"))
+            .any(|(name, _)| is_exchange_fingerprint(name))
     }
 }
 

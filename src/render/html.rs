@@ -2,7 +2,7 @@
 
 use super::trace::{self, Colour};
 use crate::model::address::Domain;
-use crate::model::finding::{Severity, date};
+use crate::model::finding::{EXPIRY_WARNING_DAYS, Severity, date};
 use crate::model::report::ProbeReport;
 use crate::model::step::Outcome;
 use std::collections::BTreeMap;
@@ -161,7 +161,7 @@ fn expiry_cell(report: &ProbeReport) -> String {
         Some((days, not_after, host)) => {
             let class = if days < 0.0 {
                 "bad"
-            } else if days < 21.0 {
+            } else if days < EXPIRY_WARNING_DAYS {
                 "warn"
             } else {
                 ""

@@ -5,6 +5,7 @@
 //! never wait for a probe and cost a copy, which keeps 10,000 domains well under 100 ms.
 
 use crate::model::facts::StepTrace;
+use crate::model::labels::RESERVED_LABELS;
 use crate::model::report::ProbeReport;
 use crate::model::step::{Outcome, StepId};
 use std::collections::BTreeMap;
@@ -412,6 +413,10 @@ fn sample(out: &mut String, family: Family, base: &str, labels: &[(&str, &str)],
     out.push('{');
     out.push_str(base);
     for (name, value) in labels {
+        debug_assert!(
+            RESERVED_LABELS.contains(name),
+            "label {name} is missing from model::labels::RESERVED_LABELS"
+        );
         out.push(',');
         push_label(out, name, value);
     }
