@@ -1,5 +1,6 @@
 //! The long-running exporter: configuration and reloads, background probing, on-demand probes.
 
+pub mod history;
 pub mod process;
 pub mod scheduler;
 pub mod self_metrics;

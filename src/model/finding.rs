@@ -105,6 +105,8 @@ finding_codes! {
     UnexpectedEndpointHost = "unexpected_endpoint_host",
     /// The endpoint step is not the expected one.
     UnexpectedEndpointStep = "unexpected_endpoint_step",
+    /// The verdict got worse within 7 days of a change of the domain's name servers.
+    RegressedAfterDelegationChange = "regressed_after_delegation_change",
 }
 
 impl fmt::Display for FindingCode {
@@ -164,6 +166,7 @@ mod tests {
             "srv_target_missing",
             "unexpected_endpoint_host",
             "unexpected_endpoint_step",
+            "regressed_after_delegation_change",
         ];
         for name in pinned {
             assert!(

@@ -1,7 +1,7 @@
 //! The result of one probe, as every renderer (metrics, trace, JSON, HTML) sees it.
 
 use super::address::{Domain, MailAddress};
-use super::facts::{SrvRecord, StepTrace};
+use super::facts::{Delegation, SrvRecord, StepTrace};
 use super::finding::Finding;
 use super::step::{Outcome, StepId};
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,9 @@ pub struct ProbeReport {
     pub restarted: Vec<Discovery>,
     /// What is wrong and how to fix it.
     pub findings: Vec<Finding>,
+    /// The domain's NS set and SOA, as the configured resolver answers them.
+    #[serde(default)]
+    pub delegation: Option<Delegation>,
     /// When the probe started, Unix seconds.
     pub started_at: i64,
     /// How long the probe took.
