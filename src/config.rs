@@ -36,6 +36,7 @@ const RESERVED_LABELS: &[&str] = &[
     "issuer",
     "serial",
     "fingerprint_sha256",
+    "nameservers",
     "job",
     "instance",
 ];

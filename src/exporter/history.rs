@@ -492,7 +492,11 @@ impl History {
     /// Queues a probe's entry; waits (asynchronously) while the queue is full.
     pub async fn record(&self, entry: Entry) {
         if let Some(inner) = &self.inner
-            && inner.queue.send(Command::Write(Box::new(entry))).await.is_err()
+            && inner
+                .queue
+                .send(Command::Write(Box::new(entry)))
+                .await
+                .is_err()
         {
             self.writable.store(false, Ordering::Relaxed);
         }
