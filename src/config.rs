@@ -65,6 +65,8 @@ pub struct Config {
     pub allow_any_target: bool,
     /// How Microsoft 365 is asked.
     pub microsoft365: Microsoft365Settings,
+    /// Where and how long the history of changes is kept.
+    pub storage: StorageSettings,
     /// The domains, in file order.
     pub domains: Vec<DomainConfig>,
 }
@@ -187,6 +189,55 @@ impl Default for TlsSettings {
     }
 }
 
+/// The history file when `storage.path` is not set (in the working directory).
+pub const DEFAULT_HISTORY_FILE: &str = "autodiscover-history.db";
+
+/// `storage:`: the history of changes on disk.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// The SQLite file; [`DEFAULT_HISTORY_FILE`] in the working directory when unset.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Changes older than this are deleted.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+    /// At most this many changes are kept per domain (the oldest go first).
+    #[serde(default = "default_max_events")]
+    pub max_events_per_domain: usize,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            retention: default_retention(),
+            max_events_per_domain: default_max_events(),
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The file to use: the configured path, or the default file name (one per shard, so
+    /// replicas sharing a directory keep apart).
+    pub fn resolved_path(&self, shard: Option<(u32, u32)>) -> PathBuf {
+        match (&self.path, shard) {
+            (Some(path), _) => path.clone(),
+            (None, None) => PathBuf::from(DEFAULT_HISTORY_FILE),
+            (None, Some((index, count))) => {
+                PathBuf::from(format!("autodiscover-history-shard-{index}-of-{count}.db"))
+            }
+        }
+    }
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+fn default_max_events() -> usize {
+    1000
+}
+
 /// One configured domain, with its defaults applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DomainConfig {
@@ -219,6 +270,8 @@ struct RawConfig {
     allow_any_target: bool,
     #[serde(default)]
     microsoft365: Option<RawMicrosoft365>,
+    #[serde(default)]
+    storage: StorageSettings,
     #[serde(default)]
     domains: Vec<RawDomain>,
 }
@@ -273,6 +326,7 @@ impl Default for Config {
             concurrency: DEFAULT_CONCURRENCY,
             allow_any_target: false,
             microsoft365: Microsoft365Settings::default(),
+            storage: StorageSettings::default(),
             domains: Vec::new(),
         }
     }
@@ -303,6 +357,7 @@ impl Config {
                 concurrency: None,
                 allow_any_target: false,
                 microsoft365: None,
+                storage: StorageSettings::default(),
                 domains: Vec::new(),
             }
         } else {
@@ -462,8 +517,30 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         concurrency,
         allow_any_target: raw.allow_any_target,
         microsoft365,
+        storage: validate_storage(raw.storage)?,
         domains,
     })
+}
+
+fn validate_storage(storage: StorageSettings) -> Result<StorageSettings, ConfigError> {
+    let nowhere = Location::UNKNOWN;
+    if storage.retention < Duration::from_secs(3600) {
+        return Err(at(&nowhere, "storage.retention must be at least 1h".into()));
+    }
+    if storage.max_events_per_domain == 0 || storage.max_events_per_domain > 1_000_000 {
+        return Err(at(
+            &nowhere,
+            "storage.max_events_per_domain must be between 1 and 1000000".into(),
+        ));
+    }
+    if storage
+        .path
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err(at(&nowhere, "storage.path must not be empty".into()));
+    }
+    Ok(storage)
 }
 
 fn validate_microsoft365(

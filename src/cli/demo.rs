@@ -6,7 +6,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::diagnose::{self, Expectations};
-use crate::exporter::{ConfigSource, Exporter, ProberFactory};
+use crate::exporter::{ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions};
 use crate::lab::scenarios;
 use crate::model::address::{MailAddress, ProbeTarget};
 use crate::model::step::Outcome;
@@ -75,7 +75,13 @@ async fn serve_demo(args: &DemoArgs, prober: Prober) -> Result<(), String> {
     let address = parse_listen_address(&args.listen_address)?;
     let config = demo_config()?;
     let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-    let exporter = Exporter::start(ConfigSource::Fixed(Box::new(config)), factory, None)?;
+    // The demo's history lives in memory: a show should leave no file behind.
+    let options = StartOptions {
+        shard: None,
+        history: HistoryLocation::Memory,
+        external_url: args.external_url.clone(),
+    };
+    let exporter = Exporter::start(ConfigSource::Fixed(Box::new(config)), factory, options)?;
     let listener = bind(address).await?;
     let port = listener
         .local_addr()

@@ -14,6 +14,8 @@ use crate::protocol::srv;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
+pub mod changes;
+
 /// What the admin expects for a domain; a finding when reality differs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -113,6 +113,8 @@ finding_codes! {
     UnexpectedEndpointHost = "unexpected_endpoint_host",
     /// The endpoint step is not the expected one.
     UnexpectedEndpointStep = "unexpected_endpoint_step",
+    /// The verdict got worse within 7 days of a change of the domain's name servers.
+    RegressedAfterDelegationChange = "regressed_after_delegation_change",
 }
 
 impl fmt::Display for FindingCode {
@@ -176,6 +178,7 @@ mod tests {
             "domain_not_found",
             "classic_clients_affected",
             "autodiscover_not_microsoft365",
+            "regressed_after_delegation_change",
         ];
         for name in pinned {
             assert!(

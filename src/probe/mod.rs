@@ -111,7 +111,12 @@ impl Prober {
         let deadline = started + options.timeout;
         let mut visited: HashSet<MailAddress> = HashSet::from([address.clone()]);
         let mut redirects: Vec<RedirectHop> = Vec::new();
-        let mut discoveries = vec![self.discover(address, options, deadline, MAX_HOPS).await];
+        let (first, delegation) = tokio::join!(
+            self.discover(address, options, deadline, MAX_HOPS),
+            self.dns
+                .lookup_delegation(address.domain().ascii(), options.phase_timeout)
+        );
+        let mut discoveries = vec![first];
         while let Some(last) = discoveries.last_mut() {
             let Some((step_index, text)) = verdict::pending_restart(last) else {
                 break;
@@ -175,6 +180,7 @@ impl Prober {
             restarted: discoveries,
             findings: Vec::new(),
             resolver: self.dns.describe().to_owned(),
+            delegation: Some(delegation),
             started_at: started_unix,
             duration_seconds: started.elapsed().as_secs_f64(),
         }

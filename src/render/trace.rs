@@ -58,6 +58,18 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             "Redirect prompt: Outlook asks the user to allow the redirect"
         );
     }
+    if let Some(delegation) = &report.delegation {
+        let ns = if delegation.nameservers.is_empty() {
+            delegation.ns_answer.describe()
+        } else {
+            delegation.nameservers.join(", ")
+        };
+        let soa = match &delegation.soa {
+            Some(soa) => format!("serial {} (primary {})", soa.serial, soa.primary),
+            None => delegation.soa_answer.describe(),
+        };
+        let _ = writeln!(out, "Delegation: NS {ns}; SOA {soa}");
+    }
     for (index, (address, steps)) in report.discoveries().enumerate() {
         if index > 0 {
             let _ = writeln!(

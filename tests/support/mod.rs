@@ -41,7 +41,9 @@ pub async fn probe_address(prober: &Prober, address: &str) -> ProbeReport {
 
 use autodiscover_exporter::config::Config;
 use autodiscover_exporter::exporter::web_config::WebConfig;
-use autodiscover_exporter::exporter::{ConfigSource, Exporter, ProberFactory, web};
+use autodiscover_exporter::exporter::{
+    ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions, web,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::net::SocketAddr;
@@ -60,10 +62,23 @@ pub struct RunningExporter {
 impl RunningExporter {
     /// Starts the exporter with `source` and waits until every configured domain has a result.
     pub async fn start(source: ConfigSource, web_config: Option<WebConfig>) -> Self {
+        let options = StartOptions {
+            history: HistoryLocation::Memory,
+            ..StartOptions::default()
+        };
+        Self::start_with(source, web_config, options).await
+    }
+
+    /// Starts the exporter with `options` (history location, external URL).
+    pub async fn start_with(
+        source: ConfigSource,
+        web_config: Option<WebConfig>,
+        options: StartOptions,
+    ) -> Self {
         let world = scenarios::world().unwrap().start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-        let exporter = Exporter::start(source, factory, None).unwrap();
+        let exporter = Exporter::start(source, factory, options).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
