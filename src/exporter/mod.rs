@@ -89,6 +89,20 @@ pub enum ProbeRefusal {
     NotConfigured(String),
 }
 
+impl ProbeRefusal {
+    /// Most characters of a refused target echoed back in the error.
+    const ECHO_LIMIT: usize = 256;
+
+    fn invalid(target: &str) -> Self {
+        let target = target.trim();
+        let mut echo: String = target.chars().take(Self::ECHO_LIMIT).collect();
+        if echo.len() < target.len() {
+            echo.push('…');
+        }
+        Self::Invalid(echo)
+    }
+}
+
 /// The exporter.
 pub struct Exporter {
     shared: Arc<Shared>,
@@ -214,12 +228,11 @@ impl Exporter {
         deadline: Option<Duration>,
     ) -> Result<(ProbeReport, Arc<DomainConfig>), ProbeRefusal> {
         let config = self.shared.config();
-        let parsed = ProbeTarget::parse(target)
-            .map_err(|_| ProbeRefusal::Invalid(target.trim().to_owned()))?;
+        let parsed = ProbeTarget::parse(target).map_err(|_| ProbeRefusal::invalid(target))?;
         let domain = parsed.domain().clone();
         let address = config
             .address_for(&parsed)
-            .map_err(|_| ProbeRefusal::Invalid(target.trim().to_owned()))?;
+            .map_err(|_| ProbeRefusal::invalid(target))?;
         let entry = match config.domain(&domain) {
             Some(entry) => DomainConfig {
                 address,
