@@ -267,8 +267,12 @@ impl Exporter {
 }
 
 fn load(source: &ConfigSource) -> Result<Config, String> {
-    match source {
-        ConfigSource::File(path) => Config::load(path).map_err(|e| e.to_string()),
-        ConfigSource::Fixed(config) => Ok((**config).clone()),
+    let config = match source {
+        ConfigSource::File(path) => Config::load(path).map_err(|e| e.to_string())?,
+        ConfigSource::Fixed(config) => (**config).clone(),
+    };
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "odd configuration");
     }
+    Ok(config)
 }

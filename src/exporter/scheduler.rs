@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// First probes are spread over at most this long after a start or reload.
+/// First probes are spread over at most this long after a start or reload...
 const STARTUP_SPREAD: Duration = Duration::from_secs(10);
+/// ...and over this much per domain below that: a handful of domains start at once, a thousand
+/// spread over the whole window.
+const SPREAD_PER_DOMAIN: Duration = Duration::from_millis(10);
 
 /// The running probe tasks.
 #[derive(Debug, Default)]
@@ -32,11 +35,13 @@ impl Scheduler {
             }
             keep
         });
+        let count = u32::try_from(domains.len()).unwrap_or(u32::MAX);
+        let spread = STARTUP_SPREAD.min(SPREAD_PER_DOMAIN.saturating_mul(count));
         for config in domains {
             if self.tasks.contains_key(config.domain.ascii()) {
                 continue;
             }
-            let handle = tokio::spawn(probe_forever(shared.clone(), config.clone()));
+            let handle = tokio::spawn(probe_forever(shared.clone(), config.clone(), spread));
             self.tasks
                 .insert(config.domain.ascii().to_owned(), (config.clone(), handle));
         }
@@ -56,9 +61,9 @@ impl Drop for Scheduler {
     }
 }
 
-async fn probe_forever(shared: Arc<Shared>, config: Arc<DomainConfig>) {
+async fn probe_forever(shared: Arc<Shared>, config: Arc<DomainConfig>, spread: Duration) {
     let mut jitter = Jitter::seeded(config.domain.ascii());
-    let mut delay = jitter.within(STARTUP_SPREAD.min(config.interval));
+    let mut delay = jitter.within(spread.min(config.interval));
     loop {
         tokio::time::sleep(delay).await;
         let semaphore = shared.semaphore();
