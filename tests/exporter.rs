@@ -49,7 +49,7 @@ async fn metrics_show_each_scenario() {
         "autodiscover_outcome{domain=\"companyc.example\",customer=\"CompanyC\",outcome=\"redirect_prompt\"} 1".to_owned(),
         "autodiscover_outcome{domain=\"nothing.example\",customer=\"Nothing\",outcome=\"not_found\"} 1".to_owned(),
         "autodiscover_step_reached{domain=\"nothing.example\",customer=\"Nothing\"} 0".to_owned(),
-        "autodiscover_probe_interval_seconds{domain=\"nothing.example\",customer=\"Nothing\"} 2".to_owned(),
+        "autodiscover_probe_interval_seconds{domain=\"nothing.example\",customer=\"Nothing\"} 10".to_owned(),
         "autodiscover_exporter_domains 4".to_owned(),
         "autodiscover_exporter_config_last_reload_successful 1".to_owned(),
     ] {
@@ -104,7 +104,7 @@ async fn metrics_show_each_scenario() {
 
 #[tokio::test]
 async fn label_values_are_escaped() {
-    let yaml = "defaults:\n  interval: 2s\n  phase_timeout: 1s\ndomains:\n  - domain: nothing.example\n    labels: {customer: \"Say \\\"hi\\\" \\\\ bye\\nnow\"}\n";
+    let yaml = "defaults:\n  interval: 10s\n  phase_timeout: 1s\ndomains:\n  - domain: nothing.example\n    labels: {customer: \"Say \\\"hi\\\" \\\\ bye\\nnow\"}\n";
     let running = RunningExporter::start(fixed(yaml), None).await;
     let m = request(running.address, "GET", "/metrics", &[]).await.body;
     assert!(

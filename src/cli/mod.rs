@@ -92,7 +92,7 @@ pub struct CheckArgs {
     #[arg(long = "output", default_value = "text", value_enum)]
     pub output: Output,
     /// Budget of the whole probe.
-    #[arg(long = "timeout", value_parser = humantime::parse_duration)]
+    #[arg(long = "timeout", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 }
 
@@ -190,6 +190,19 @@ pub fn run() -> ExitCode {
 
 fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
     crate::config::parse_nameserver(text)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    use crate::config::{MAX_TIMEOUT, MIN_TIMEOUT};
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+        return Err(format!(
+            "{text} is out of range: between {} and {}",
+            humantime::format_duration(MIN_TIMEOUT),
+            humantime::format_duration(MAX_TIMEOUT)
+        ));
+    }
+    Ok(timeout)
 }
 
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {
@@ -296,6 +309,9 @@ mod tests {
         assert_eq!(parse_listen_address(":10195").unwrap().port(), 10195);
         assert!(parse_listen_address("[::1]:9").is_ok());
         assert!(parse_listen_address("nope").is_err());
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert!(parse_timeout("18446744073709551615s").is_err());
+        assert!(parse_timeout("1ns").is_err());
     }
 
     #[test]

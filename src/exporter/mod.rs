@@ -135,6 +135,20 @@ pub enum ProbeRefusal {
     NotConfigured(String),
 }
 
+impl ProbeRefusal {
+    /// Most characters of a refused target echoed back in the error.
+    const ECHO_LIMIT: usize = 256;
+
+    fn invalid(target: &str) -> Self {
+        let target = target.trim();
+        let mut echo: String = target.chars().take(Self::ECHO_LIMIT).collect();
+        if echo.len() < target.len() {
+            echo.push('…');
+        }
+        Self::Invalid(echo)
+    }
+}
+
 /// The exporter.
 pub struct Exporter {
     shared: Arc<Shared>,
@@ -276,12 +290,11 @@ impl Exporter {
         deadline: Option<Duration>,
     ) -> Result<(ProbeReport, Arc<DomainConfig>), ProbeRefusal> {
         let config = self.shared.config();
-        let parsed = ProbeTarget::parse(target)
-            .map_err(|_| ProbeRefusal::Invalid(target.trim().to_owned()))?;
+        let parsed = ProbeTarget::parse(target).map_err(|_| ProbeRefusal::invalid(target))?;
         let domain = parsed.domain().clone();
         let address = config
             .address_for(&parsed)
-            .map_err(|_| ProbeRefusal::Invalid(target.trim().to_owned()))?;
+            .map_err(|_| ProbeRefusal::invalid(target))?;
         let entry = match config.domain(&domain) {
             Some(entry) => DomainConfig {
                 address,
@@ -343,8 +356,12 @@ fn open_history(config: &Config, options: &StartOptions) -> History {
 }
 
 fn load(source: &ConfigSource) -> Result<Config, String> {
-    match source {
-        ConfigSource::File(path) => Config::load(path).map_err(|e| e.to_string()),
-        ConfigSource::Fixed(config) => Ok((**config).clone()),
+    let config = match source {
+        ConfigSource::File(path) => Config::load(path).map_err(|e| e.to_string())?,
+        ConfigSource::Fixed(config) => (**config).clone(),
+    };
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "odd configuration");
     }
+    Ok(config)
 }

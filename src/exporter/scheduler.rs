@@ -13,8 +13,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// First probes are spread over at most this long after a start or reload.
+/// First probes are spread over at most this long after a start or reload...
 const STARTUP_SPREAD: Duration = Duration::from_secs(10);
+/// ...and over this much per domain below that: a handful of domains start at once, a thousand
+/// spread over the whole window.
+const SPREAD_PER_DOMAIN: Duration = Duration::from_millis(10);
 
 /// The running probe tasks.
 #[derive(Debug, Default)]
@@ -43,12 +46,19 @@ impl Scheduler {
             }
             keep
         });
+        let count = u32::try_from(domains.len()).unwrap_or(u32::MAX);
+        let spread = STARTUP_SPREAD.min(SPREAD_PER_DOMAIN.saturating_mul(count));
         for config in domains {
             if self.tasks.contains_key(config.domain.ascii()) {
                 continue;
             }
             let now = Arc::new(Notify::new());
-            let handle = tokio::spawn(probe_forever(shared.clone(), config.clone(), now.clone()));
+            let handle = tokio::spawn(probe_forever(
+                shared.clone(),
+                config.clone(),
+                now.clone(),
+                spread,
+            ));
             self.tasks.insert(
                 config.domain.ascii().to_owned(),
                 Task {
@@ -87,9 +97,14 @@ impl Drop for Scheduler {
     }
 }
 
-async fn probe_forever(shared: Arc<Shared>, config: Arc<DomainConfig>, now: Arc<Notify>) {
+async fn probe_forever(
+    shared: Arc<Shared>,
+    config: Arc<DomainConfig>,
+    now: Arc<Notify>,
+    spread: Duration,
+) {
     let mut jitter = Jitter::seeded(config.domain.ascii());
-    let mut delay = jitter.within(STARTUP_SPREAD.min(config.interval));
+    let mut delay = jitter.within(spread.min(config.interval));
     // What the domain looked like after its previous probe: in the store after a reload, in
     // the history after a restart.
     let mut previous: Option<(DomainMemory, Vec<Change>)> =

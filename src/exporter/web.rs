@@ -24,6 +24,10 @@ use tokio::net::TcpListener;
 
 /// Subtracted from Prometheus's scrape timeout so the answer arrives before it gives up.
 const SCRAPE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+/// The shortest probe budget a scraper's timeout header can ask for.
+const MIN_SCRAPE_DEADLINE: Duration = Duration::from_millis(500);
+/// The longest: no scrape waits longer than this (the configured probe timeout is at most 10 m).
+const MAX_SCRAPE_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Serves until `shutdown` completes, then lets open requests finish (up to 5 s).
 pub async fn serve(
@@ -160,17 +164,12 @@ async fn route(
                 );
             };
             let debug = query.iter().any(|(k, v)| k == "debug" && v == "true");
-            let deadline = request
-                .headers()
-                .get("X-Prometheus-Scrape-Timeout-Seconds")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .map(|v| {
-                    Duration::from_secs_f64(v)
-                        .saturating_sub(SCRAPE_TIMEOUT_OFFSET)
-                        .max(Duration::from_millis(500))
-                });
+            let deadline = scrape_deadline(
+                request
+                    .headers()
+                    .get("X-Prometheus-Scrape-Timeout-Seconds")
+                    .and_then(|v| v.to_str().ok()),
+            );
             match exporter.probe_now(&target, deadline).await {
                 Err(refusal @ (ProbeRefusal::Invalid(_) | ProbeRefusal::NotConfigured(_))) => {
                     text(StatusCode::BAD_REQUEST, &format!("{refusal}\n"))
@@ -376,6 +375,24 @@ pub async fn reload(exporter: &Arc<Exporter>) -> Result<usize, String> {
         .unwrap_or_else(|e| Err(format!("reload task failed: {e}")))
 }
 
+/// The probe budget a scraper's `X-Prometheus-Scrape-Timeout-Seconds` leaves: the header minus
+/// [`SCRAPE_TIMEOUT_OFFSET`], within [`MIN_SCRAPE_DEADLINE`]..=[`MAX_SCRAPE_DEADLINE`]. Anything
+/// that is not a positive finite number of seconds is ignored (the configured timeout applies).
+fn scrape_deadline(header: Option<&str>) -> Option<Duration> {
+    let seconds = header?.trim().parse::<f64>().ok()?;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return None;
+    }
+    // Clamped before the conversion: `Duration::from_secs_f64` panics above u64::MAX seconds.
+    let seconds = seconds.min(MAX_SCRAPE_DEADLINE.as_secs_f64());
+    Some(
+        Duration::try_from_secs_f64(seconds)
+            .unwrap_or(MAX_SCRAPE_DEADLINE)
+            .saturating_sub(SCRAPE_TIMEOUT_OFFSET)
+            .clamp(MIN_SCRAPE_DEADLINE, MAX_SCRAPE_DEADLINE),
+    )
+}
+
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     query
         .map(|q| {
@@ -418,4 +435,31 @@ fn with_type(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrape_timeouts_from_outside_are_clamped_never_a_panic() {
+        let longest = Some(MAX_SCRAPE_DEADLINE - SCRAPE_TIMEOUT_OFFSET);
+        let cases = [
+            (Some("9"), Some(Duration::from_millis(8500))),
+            (Some(" 10.5 "), Some(Duration::from_secs(10))),
+            (Some("0.2"), Some(MIN_SCRAPE_DEADLINE)),
+            (Some("1e20"), longest),
+            (Some("1e308"), longest),
+            (Some("18446744073709551616"), longest),
+            (Some("inf"), None),
+            (Some("NaN"), None),
+            (Some("-1"), None),
+            (Some("0"), None),
+            (Some("soon"), None),
+            (None, None),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(scrape_deadline(header), expected, "{header:?}");
+        }
+    }
 }

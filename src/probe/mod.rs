@@ -29,6 +29,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default budget of one network phase.
 pub const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// No budget is longer than this, whatever the options say (`Instant + Duration` panics on
+/// overflow; the configuration allows at most 10 minutes).
+const LONGEST_BUDGET: Duration = Duration::from_secs(3600);
 
 /// How one probe runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,7 +111,7 @@ impl Prober {
     pub async fn probe(&self, address: &MailAddress, options: &ProbeOptions) -> ProbeReport {
         let started = Instant::now();
         let started_unix = unix_now();
-        let deadline = started + options.timeout;
+        let deadline = started + options.timeout.min(LONGEST_BUDGET);
         let mut visited: HashSet<MailAddress> = HashSet::from([address.clone()]);
         let mut redirects: Vec<RedirectHop> = Vec::new();
         let (first, delegation) = tokio::join!(
@@ -197,7 +200,8 @@ impl Prober {
         let run = |step: StepId| {
             let ctx = StepContext {
                 address: address.clone(),
-                deadline: probe_deadline.min(Instant::now() + options.step_timeout),
+                deadline: probe_deadline
+                    .min(Instant::now() + options.step_timeout.min(LONGEST_BUDGET)),
                 phase_timeout: options.phase_timeout,
                 hop_budget,
             };

@@ -131,10 +131,10 @@ impl RunningExporter {
     }
 }
 
-/// A configuration for the given catalogue domains, probed every 2 s with short timeouts.
+/// A configuration for the given catalogue domains, probed every 10 s with short timeouts.
 pub fn config_yaml(domains: &[(&str, &str)]) -> String {
     let mut yaml = String::from(
-        "defaults:\n  interval: 2s\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 1500ms\nconcurrency: 4\ndomains:\n",
+        "defaults:\n  interval: 10s\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 1500ms\nconcurrency: 4\ndomains:\n",
     );
     for (domain, customer) in domains {
         yaml.push_str(&format!(
