@@ -6,13 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use autodiscover_exporter::config::{Config, DomainConfig};
+use autodiscover_exporter::exporter::exposition;
 use autodiscover_exporter::exporter::process::ProcessStats;
 use autodiscover_exporter::exporter::self_metrics::SelfMetrics;
 use autodiscover_exporter::exporter::store::{self, Store};
 use autodiscover_exporter::lab::scenarios;
 use autodiscover_exporter::model::address::MailAddress;
 use autodiscover_exporter::probe::ProbeOptions;
-use autodiscover_exporter::render::metrics::{self, Format};
+use autodiscover_exporter::render::gzip::{self, DeflateWriter};
+use autodiscover_exporter::render::metrics::Format;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +60,7 @@ fn main() {
     for (i, config) in configs.iter().enumerate() {
         let mut report = reports[i % reports.len()].clone();
         report.domain = config.domain.clone();
-        store.record(config, report, Default::default(), Vec::new());
+        store.record(config, report, Default::default(), Arc::from(Vec::new()));
     }
     let record_time = started.elapsed();
     let rss_after = ProcessStats::read().map_or(0.0, |s| s.resident_bytes);
@@ -81,15 +84,35 @@ fn main() {
             ms(times[times.len() - 1])
         );
     }
-    let mut out = String::new();
-    metrics::write_domains(
-        &mut out,
-        Format::Classic,
-        store
-            .read()
-            .values()
-            .filter_map(|e| e.latest.as_ref().map(|l| &l.samples)),
-    );
+    for format in [Format::Classic, Format::OpenMetrics] {
+        let mut builds = Vec::new();
+        let mut scrapes = Vec::new();
+        let mut size = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let built = exposition::build(&store, format).unwrap();
+            builds.push(started.elapsed());
+            let started = Instant::now();
+            let mut text = String::new();
+            self_metrics.encode(&mut text, format);
+            let mut own = DeflateWriter::new();
+            own.write_all(text.as_bytes()).unwrap();
+            let body = gzip::member(&built.part, &own.finished().unwrap());
+            scrapes.push(started.elapsed());
+            size = body.len();
+        }
+        builds.sort();
+        scrapes.sort();
+        println!(
+            "{format:?} gzip: {:.1} MiB on the wire; background build median {:.1} ms (min {:.1}); scrape median {:.2} ms (max {:.2})",
+            size as f64 / 1048576.0,
+            ms(builds[builds.len() / 2]),
+            ms(builds[0]),
+            ms(scrapes[scrapes.len() / 2]),
+            ms(scrapes[scrapes.len() - 1])
+        );
+    }
+    let out = store::exposition(&store, &self_metrics, Format::Classic);
     let series = out.lines().filter(|l| !l.starts_with('#')).count();
     println!(
         "series: {series} ({:.1} per domain)",

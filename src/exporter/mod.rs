@@ -1,5 +1,6 @@
 //! The long-running exporter: configuration and reloads, background probing, on-demand probes.
 
+pub mod exposition;
 pub mod history;
 pub mod process;
 pub mod scheduler;
@@ -66,6 +67,8 @@ pub struct Shared {
     pub metrics: SelfMetrics,
     /// The history of changes.
     pub history: History,
+    /// The gzip `/metrics` streams.
+    pub exposition: exposition::GzipExposition,
     /// The URL users reach the exporter at, without a trailing slash (may be empty).
     pub external_url: String,
     /// The latest configuration reload, when it failed (for the pages' banner).
@@ -153,6 +156,7 @@ impl ProbeRefusal {
 pub struct Exporter {
     shared: Arc<Shared>,
     scheduler: Mutex<Scheduler>,
+    refresher: tokio::task::JoinHandle<()>,
     source: ConfigSource,
     factory: ProberFactory,
     shard: Option<(u32, u32)>,
@@ -176,6 +180,7 @@ impl Exporter {
             store: Store::default(),
             metrics,
             history,
+            exposition: exposition::GzipExposition::default(),
             external_url: options.external_url.trim_end_matches('/').to_owned(),
             reload_failure: RwLock::new(None),
             prober: RwLock::new(Arc::new(prober)),
@@ -183,9 +188,11 @@ impl Exporter {
             config: RwLock::new(Arc::new(config.clone())),
             ready: AtomicBool::new(false),
         });
+        let refresher = tokio::spawn(exposition::refresh_forever(shared.clone()));
         let exporter = Arc::new(Self {
             shared,
             scheduler: Mutex::new(Scheduler::default()),
+            refresher,
             source,
             factory,
             shard,
@@ -330,10 +337,17 @@ impl Exporter {
 
     /// Stops background probing.
     pub fn stop(&self) {
+        self.refresher.abort();
         self.scheduler
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .stop();
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.refresher.abort();
     }
 }
 

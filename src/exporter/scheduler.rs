@@ -107,10 +107,14 @@ async fn probe_forever(
     let mut delay = jitter.within(spread.min(config.interval));
     // What the domain looked like after its previous probe: in the store after a reload, in
     // the history after a restart.
-    let mut previous: Option<(DomainMemory, Vec<Change>)> =
+    let mut previous: Option<(Arc<DomainMemory>, Arc<[Change]>)> =
         match shared.store.get(&config.domain).and_then(|e| e.latest) {
             Some(latest) => Some((latest.memory.clone(), latest.timeline.clone())),
-            None => shared.history.load(config.domain.ascii()).await,
+            None => shared
+                .history
+                .load(config.domain.ascii())
+                .await
+                .map(|(memory, timeline)| (Arc::new(memory), Arc::from(timeline))),
         };
     loop {
         tokio::select! {
@@ -132,6 +136,8 @@ async fn probe_forever(
             "probe finished"
         );
         let (memory, timeline) = remember(&shared, &config, &mut report, previous.take()).await;
+        // The store and this task share one copy of what the history knows of the domain.
+        let (memory, timeline) = (Arc::new(memory), Arc::<[Change]>::from(timeline));
         shared.metrics.probe_finished(report.outcome);
         shared
             .store
@@ -149,14 +155,14 @@ async fn remember(
     shared: &Shared,
     config: &DomainConfig,
     report: &mut ProbeReport,
-    previous: Option<(DomainMemory, Vec<Change>)>,
+    previous: Option<(Arc<DomainMemory>, Arc<[Change]>)>,
 ) -> (DomainMemory, Vec<Change>) {
     let at = report.finished_at().round() as i64;
     let (old_memory, mut timeline) = match previous {
-        Some((memory, timeline)) => (Some(memory), timeline),
+        Some((memory, timeline)) => (Some(memory), timeline.to_vec()),
         None => (None, Vec::new()),
     };
-    let (memory, found) = changes::advance(old_memory.as_ref(), report, at);
+    let (memory, found) = changes::advance(old_memory.as_deref(), report, at);
     if let Some(finding) = changes::regression_finding(&memory, report, at) {
         report.findings.push(finding);
         report.findings.sort_by_key(|f| f.severity);
@@ -178,7 +184,7 @@ async fn remember(
             _ => tracing::debug!(domain = %config.domain, change = %change.describe(), "changed"),
         }
     }
-    let unchanged = old_memory.as_ref() == Some(&memory);
+    let unchanged = old_memory.as_deref() == Some(&memory);
     if !unchanged {
         shared
             .history

@@ -5,9 +5,12 @@ use crate::config::DomainConfig;
 use crate::model::address::Domain;
 use crate::model::history::{Change, DomainMemory};
 use crate::model::report::ProbeReport;
-use crate::render::html::DomainView;
+use crate::render::html::{DomainView, ReportSummary};
 use crate::render::metrics::{self, DomainSamples};
+use flate2::Compression;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A domain's configuration and its latest probe.
@@ -25,30 +28,78 @@ impl DomainEntry {
         DomainView {
             domain: &self.config.domain,
             labels: &self.config.labels,
-            report: self.latest.as_ref().map(|l| &l.report),
-            memory: self.latest.as_ref().map(|l| &l.memory),
-            timeline: self.latest.as_ref().map_or(&[], |l| l.timeline.as_slice()),
+            summary: self.latest.as_ref().map(|l| &l.summary),
+            memory: self.latest.as_ref().map(|l| &*l.memory),
+            timeline: self.latest.as_ref().map_or(&[], |l| &*l.timeline),
         }
     }
 }
 
-/// A finished probe, what the history knows of the domain, and the rendered samples.
+/// A finished probe as the exporter keeps it: the report packed (a domain page unpacks it), what
+/// the status page and the metrics need of it unpacked, and what the history knows.
 #[derive(Debug)]
 pub struct Latest {
-    /// The report.
-    pub report: ProbeReport,
+    report: PackedReport,
+    /// When the probe started, Unix seconds.
+    pub started_at: i64,
+    /// What the status page shows of the report.
+    pub summary: ReportSummary,
     /// Its metric lines.
     pub samples: DomainSamples,
-    /// The domain's state and its latest delegation change.
-    pub memory: DomainMemory,
-    /// The latest changes, oldest first.
-    pub timeline: Vec<Change>,
+    /// The domain's state and its latest delegation change (shared with the domain's task).
+    pub memory: Arc<DomainMemory>,
+    /// The latest changes, oldest first (shared with the domain's task).
+    pub timeline: Arc<[Change]>,
+}
+
+impl Latest {
+    /// The full report.
+    pub fn report(&self) -> Result<ProbeReport, String> {
+        self.report.unpack()
+    }
+
+    /// Bytes the packed report takes.
+    pub fn packed_len(&self) -> usize {
+        self.report.0.len()
+    }
+}
+
+/// A report as deflated JSON: a full trace is tens of kilobytes of mostly repeated text, and
+/// only a domain's own page (or a reload that changes its labels) needs it whole.
+#[derive(Debug)]
+struct PackedReport(Box<[u8]>);
+
+impl PackedReport {
+    fn pack(report: &ProbeReport) -> Self {
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), Compression::fast());
+        let packed = serde_json::to_writer(&mut encoder, report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| encoder.flush())
+            .and_then(|()| encoder.finish());
+        match packed {
+            Ok(bytes) => Self(bytes.into_boxed_slice()),
+            // Writing JSON into memory cannot fail; keep nothing rather than panic if it did.
+            Err(error) => {
+                tracing::error!(%error, "packing a report failed");
+                Self(Box::default())
+            }
+        }
+    }
+
+    fn unpack(&self) -> Result<ProbeReport, String> {
+        let mut json = Vec::new();
+        flate2::read::DeflateDecoder::new(&self.0[..])
+            .read_to_end(&mut json)
+            .map_err(|e| format!("unpacking the report: {e}"))?;
+        serde_json::from_slice(&json).map_err(|e| format!("reading the report: {e}"))
+    }
 }
 
 /// All domains, by name.
 #[derive(Debug, Default)]
 pub struct Store {
     domains: RwLock<BTreeMap<Domain, DomainEntry>>,
+    generation: AtomicU64,
 }
 
 impl Store {
@@ -60,9 +111,24 @@ impl Store {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<Domain, DomainEntry>> {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         self.domains
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes with every recorded probe and every reload: equal numbers, same content.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Every domain's latest probe, in domain order, with the generation they belong to. The
+    /// lock is held only to copy the pointers, never while rendering.
+    pub fn snapshot(&self) -> (u64, Vec<Arc<Latest>>) {
+        let map = self.read();
+        let generation = self.generation();
+        let latest = map.values().filter_map(|e| e.latest.clone()).collect();
+        (generation, latest)
     }
 
     /// Makes the store hold exactly `domains`; kept domains keep their latest probe (re-rendered
@@ -74,14 +140,19 @@ impl Store {
             let latest = map.remove(&config.domain).and_then(|old| {
                 let latest = old.latest?;
                 if old.config.labels == config.labels && old.config.interval == config.interval {
-                    Some(latest)
-                } else {
-                    Some(Arc::new(render(
+                    return Some(latest);
+                }
+                match latest.report() {
+                    Ok(report) => Some(Arc::new(render(
                         config,
-                        latest.report.clone(),
+                        report,
                         latest.memory.clone(),
                         latest.timeline.clone(),
-                    )))
+                    ))),
+                    Err(error) => {
+                        tracing::error!(domain = %config.domain, %error, "dropping a stored report");
+                        None
+                    }
                 }
             });
             next.insert(
@@ -100,8 +171,8 @@ impl Store {
         &self,
         config: &Arc<DomainConfig>,
         report: ProbeReport,
-        memory: DomainMemory,
-        timeline: Vec<Change>,
+        memory: Arc<DomainMemory>,
+        timeline: Arc<[Change]>,
     ) {
         let latest = Arc::new(render(config, report, memory, timeline));
         let mut map = self.write();
@@ -128,44 +199,35 @@ impl Store {
     }
 }
 
-/// The whole `/metrics` exposition: every domain's latest samples, then the exporter's own metrics.
+/// The whole `/metrics` exposition, uncompressed: every domain's latest samples, then the
+/// exporter's own metrics.
 pub fn exposition(
     store: &Store,
     own: &crate::exporter::self_metrics::SelfMetrics,
     format: metrics::Format,
 ) -> String {
-    let mut out = String::new();
-    {
-        let domains = store.read();
-        let size: usize = domains
-            .values()
-            .filter_map(|e| e.latest.as_ref())
-            .map(|l| l.samples.len())
-            .sum();
-        out.reserve(size + 8192);
-        metrics::write_domains(
-            &mut out,
-            format,
-            domains
-                .values()
-                .filter_map(|e| e.latest.as_ref().map(|l| &l.samples)),
-        );
-    }
+    let (_, latest) = store.snapshot();
+    let size: usize = latest.iter().map(|l| l.samples.exposed_len()).sum();
+    let mut out = String::with_capacity(size + 16 * 1024);
+    // Writing into a String cannot fail.
+    let _ = metrics::write_domains(&mut out, format, latest.iter().map(|l| &l.samples));
     own.encode(&mut out, format);
     out
 }
 
-/// Renders a report's samples with the domain's labels.
+/// Renders a report's samples with the domain's labels and packs the report.
 pub fn render(
     config: &DomainConfig,
     report: ProbeReport,
-    memory: DomainMemory,
-    timeline: Vec<Change>,
+    memory: Arc<DomainMemory>,
+    timeline: Arc<[Change]>,
 ) -> Latest {
     let labels = metrics::domain_labels(config.domain.display(), &config.labels);
     let samples = metrics::render_domain(&report, &labels, config.interval, &memory);
     Latest {
-        report,
+        report: PackedReport::pack(&report),
+        started_at: report.started_at,
+        summary: ReportSummary::of(&report),
         samples,
         memory,
         timeline,

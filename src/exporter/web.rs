@@ -6,13 +6,17 @@ use super::web_config::WebConfig;
 use super::{Exporter, ProbeRefusal};
 use crate::model::address::Domain;
 use crate::net::tls::unix_now;
+use crate::render::gzip;
 use crate::render::html::{self, DomainView, PageContext, StatusQuery};
 use crate::render::metrics::{self, Format};
 use crate::render::trace::{self, Colour};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use hyper::header::{
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, LOCATION,
+    VARY, WWW_AUTHENTICATE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -146,11 +150,36 @@ async fn route(
     match (method, path.as_str()) {
         (Method::GET | Method::HEAD, "/metrics") => {
             let format = Format::negotiate(accept.as_deref());
-            let out = super::store::exposition(&shared.store, &shared.metrics, format);
-            with_type(
-                Response::new(Full::new(Bytes::from(out))),
-                format.content_type(),
-            )
+            let gzip = gzip::accepts_gzip(
+                request
+                    .headers()
+                    .get(ACCEPT_ENCODING)
+                    .and_then(|v| v.to_str().ok()),
+            );
+            let mut response = if gzip {
+                match shared.exposition.body(shared, format).await {
+                    Ok(body) => {
+                        let mut response = Response::new(Full::new(Bytes::from(body)));
+                        response
+                            .headers_mut()
+                            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                        response
+                    }
+                    Err(error) => {
+                        return text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &format!("compressing the metrics failed: {error}\n"),
+                        );
+                    }
+                }
+            } else {
+                let out = super::store::exposition(&shared.store, &shared.metrics, format);
+                Response::new(Full::new(Bytes::from(out)))
+            };
+            response
+                .headers_mut()
+                .insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+            with_type(response, format.content_type())
         }
         (Method::GET, "/probe") => {
             let Some(target) = query
@@ -183,14 +212,17 @@ async fn route(
                         .and_then(|e| e.latest)
                         .map(|l| l.memory.clone())
                         .unwrap_or_default();
-                    let latest = super::store::render(&config, report, memory, Vec::new());
+                    let labels = metrics::domain_labels(config.domain.display(), &config.labels);
+                    let samples =
+                        metrics::render_domain(&report, &labels, config.interval, &memory);
                     let format = Format::negotiate(accept.as_deref());
                     let mut out = String::new();
-                    metrics::write_domains(&mut out, format, std::iter::once(&latest.samples));
+                    // Writing into a String cannot fail.
+                    let _ = metrics::write_domains(&mut out, format, std::iter::once(&samples));
                     if debug {
                         let body = format!(
                             "Trace of the probe\n\n{}\n\nMetrics that would have been returned\n\n{}",
-                            trace::render(&latest.report, Colour::Off),
+                            trace::render(&report, Colour::Off),
                             out
                         );
                         return text(StatusCode::OK, &body);
@@ -266,7 +298,7 @@ async fn route(
                         "application/json",
                     );
                 };
-                return match domain_json(latest) {
+                return match domain_json(latest).map_err(|e| e.to_string()) {
                     Ok(json) => with_type(
                         Response::new(Full::new(Bytes::from(json))),
                         "application/json",
@@ -280,7 +312,13 @@ async fn route(
                 base: &shared.external_url,
                 reload_failure: reload_failure.as_ref(),
             };
-            html_response(html::domain_page(&entry.view(), &ctx))
+            let report = match entry.latest.as_ref().map(|l| l.report()).transpose() {
+                Ok(report) => report,
+                Err(error) => {
+                    return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"));
+                }
+            };
+            html_response(html::domain_page(&entry.view(), report.as_ref(), &ctx))
         }
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
@@ -310,10 +348,10 @@ async fn route(
 
 /// `/domains/D` as JSON: the report, with the domain's latest changes as `history` (oldest
 /// first) and the time of its latest NS change.
-fn domain_json(latest: &Latest) -> Result<String, serde_json::Error> {
-    let mut value = serde_json::to_value(&latest.report)?;
+fn domain_json(latest: &Latest) -> Result<String, Box<dyn std::error::Error>> {
+    let mut value = serde_json::to_value(latest.report()?)?;
     if let Some(object) = value.as_object_mut() {
-        object.insert("history".into(), serde_json::to_value(&latest.timeline)?);
+        object.insert("history".into(), serde_json::to_value(&*latest.timeline)?);
         object.insert(
             "delegation_changed_at".into(),
             serde_json::to_value(latest.memory.delegation_change.as_ref().map(|c| c.at))?,
@@ -323,14 +361,14 @@ fn domain_json(latest: &Latest) -> Result<String, serde_json::Error> {
             serde_json::to_value(latest.memory.last_change_at)?,
         );
     }
-    serde_json::to_string_pretty(&value)
+    Ok(serde_json::to_string_pretty(&value)?)
 }
 
 /// Asks the domain's task to probe now and waits (bounded by its probe timeout) until a newer
 /// result is in the store.
 async fn probe_and_wait(exporter: &Arc<Exporter>, entry: &DomainEntry) {
     let shared = exporter.shared();
-    let before = entry.latest.as_ref().map(|l| l.report.started_at);
+    let before = entry.latest.as_ref().map(|l| l.started_at);
     let started = unix_now();
     if !exporter.trigger_probe(&entry.config.domain) {
         return;
@@ -343,7 +381,7 @@ async fn probe_and_wait(exporter: &Arc<Exporter>, entry: &DomainEntry) {
                 .store
                 .get(&entry.config.domain)
                 .and_then(|e| e.latest)
-                .map(|l| l.report.started_at);
+                .map(|l| l.started_at);
             if now.is_some() && now != before && now >= Some(started - 1) {
                 return;
             }

@@ -11,7 +11,7 @@ use crate::model::facts::{
 use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, Severity, date};
 use crate::model::history::{Change, DomainMemory};
 use crate::model::report::ProbeReport;
-use crate::model::step::{Outcome, StepStatus};
+use crate::model::step::{Outcome, StepId, StepStatus};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -95,8 +95,8 @@ pub struct DomainView<'a> {
     pub domain: &'a Domain,
     /// Its configured labels.
     pub labels: &'a BTreeMap<String, String>,
-    /// Its latest report, once probed.
-    pub report: Option<&'a ProbeReport>,
+    /// What the status page shows of its latest report, once probed.
+    pub summary: Option<&'a ReportSummary>,
     /// What the history knows of it.
     pub memory: Option<&'a DomainMemory>,
     /// Its latest changes, oldest first.
@@ -105,7 +105,7 @@ pub struct DomainView<'a> {
 
 impl DomainView<'_> {
     fn outcome(&self) -> Option<Outcome> {
-        self.report.map(|r| r.outcome)
+        self.summary.map(|s| s.outcome)
     }
 
     /// Worst first; pending domains after every verdict.
@@ -115,6 +115,38 @@ impl DomainView<'_> {
 
     fn last_change_at(&self) -> Option<i64> {
         self.memory.and_then(|m| m.last_change_at)
+    }
+}
+
+/// What the status page and its JSON show of a report: kept per domain, so listing thousands
+/// of domains needs no full report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportSummary {
+    /// The verdict.
+    pub outcome: Outcome,
+    /// The endpoint's step and URL.
+    pub endpoint: Option<(StepId, String)>,
+    /// The step and top finding in a few words.
+    pub problem: Option<String>,
+    /// The top finding's code.
+    pub finding: Option<&'static str>,
+    /// The nearest certificate expiry: days, notAfter, host.
+    pub expiry: Option<(f64, i64, String)>,
+    /// When the probe finished, Unix seconds.
+    pub finished_at: f64,
+}
+
+impl ReportSummary {
+    /// The summary of `report`.
+    pub fn of(report: &ProbeReport) -> Self {
+        Self {
+            outcome: report.outcome,
+            endpoint: report.endpoint.as_ref().map(|e| (e.step, e.url.clone())),
+            problem: problem_text(report),
+            finding: top_finding(report).map(|f| f.code.as_str()),
+            expiry: nearest_expiry(report),
+            finished_at: report.finished_at(),
+        }
     }
 }
 
@@ -259,22 +291,21 @@ pub fn status_summaries<'a>(
     select(domains, query)
         .into_iter()
         .map(|view| {
-            let report = view.report;
-            let top = report.and_then(top_finding);
+            let summary = view.summary;
             DomainSummary {
                 domain: view.domain.display(),
                 labels: view.labels,
                 outcome: view.outcome().map_or("pending", Outcome::as_str),
-                endpoint_step: report
-                    .and_then(|r| r.endpoint.as_ref())
-                    .map(|e| e.step.as_str()),
-                endpoint_url: report
-                    .and_then(|r| r.endpoint.as_ref())
-                    .map(|e| e.url.as_str()),
-                problem: report.and_then(problem_text),
-                finding: top.map(|f| f.code.as_str()),
-                certificate_days_to_expiry: report.and_then(nearest_expiry).map(|n| n.0),
-                last_probe: report.map(ProbeReport::finished_at),
+                endpoint_step: summary
+                    .and_then(|s| s.endpoint.as_ref())
+                    .map(|e| e.0.as_str()),
+                endpoint_url: summary
+                    .and_then(|s| s.endpoint.as_ref())
+                    .map(|e| e.1.as_str()),
+                problem: summary.and_then(|s| s.problem.clone()),
+                finding: summary.and_then(|s| s.finding),
+                certificate_days_to_expiry: summary.and_then(|s| s.expiry.as_ref()).map(|n| n.0),
+                last_probe: summary.map(|s| s.finished_at),
                 last_change: view.last_change_at(),
                 url: domain_link(base, view.domain),
             }
@@ -470,7 +501,7 @@ fn domain_row(body: &mut String, view: &DomainView<'_>, ctx: &PageContext<'_>) {
         escape(&domain_link(ctx.base, view.domain)),
         escape(domain)
     );
-    let Some(report) = view.report else {
+    let Some(summary) = view.summary else {
         let _ = writeln!(
             body,
             "<td data-label=\"Verdict\">{}</td><td data-label=\"What’s wrong\" class=\"muted\">not probed yet</td>\
@@ -479,16 +510,16 @@ fn domain_row(body: &mut String, view: &DomainView<'_>, ctx: &PageContext<'_>) {
         );
         return;
     };
-    let problem = problem_text(report).map_or_else(
+    let problem = summary.problem.as_ref().map_or_else(
         || "<span class=\"muted\">nothing</span>".to_owned(),
-        |p| escape(&p),
+        |p| escape(p),
     );
-    let endpoint = match &report.endpoint {
-        Some(e) => format!(
+    let endpoint = match &summary.endpoint {
+        Some((step, url)) => format!(
             "<span title=\"{}\">{}</span><br><span class=\"muted\">{}</span>",
-            escape(&e.url),
-            escape(&url_host(&e.url).unwrap_or_else(|| e.url.clone())),
-            escape(e.step.as_str())
+            escape(url),
+            escape(&url_host(url).unwrap_or_else(|| url.clone())),
+            escape(step.as_str())
         ),
         None => "<span class=\"muted\">none</span>".to_owned(),
     };
@@ -505,9 +536,9 @@ fn domain_row(body: &mut String, view: &DomainView<'_>, ctx: &PageContext<'_>) {
         "<td data-label=\"Verdict\">{}</td><td data-label=\"What’s wrong\">{problem}</td>\
          <td data-label=\"Endpoint\">{endpoint}</td><td data-label=\"Certificate\">{}</td>\
          <td data-label=\"Last changed\">{changed}</td><td data-label=\"Last probe\">{}</td></tr>",
-        badge(Some(report.outcome)),
-        expiry_cell(report),
-        escape(&age(ctx.now, report.finished_at()))
+        badge(Some(summary.outcome)),
+        expiry_cell(summary.expiry.as_ref()),
+        escape(&age(ctx.now, summary.finished_at))
     );
 }
 
@@ -579,10 +610,10 @@ fn nearest_expiry(report: &ProbeReport) -> Option<(f64, i64, String)> {
         .min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-fn expiry_cell(report: &ProbeReport) -> String {
-    match nearest_expiry(report) {
+fn expiry_cell(expiry: Option<&(f64, i64, String)>) -> String {
+    match expiry {
         None => "<span class=\"muted\">none</span>".to_owned(),
-        Some((days, not_after, host)) => {
+        Some(&(days, not_after, ref host)) => {
             let class = if days < 0.0 {
                 "bad"
             } else if days < EXPIRY_WARNING_DAYS {
@@ -593,7 +624,7 @@ fn expiry_cell(report: &ProbeReport) -> String {
             format!(
                 "<span class=\"{class}\">{:.0} days</span><br><span class=\"muted\">{}, {}</span>",
                 days.floor(),
-                escape(&host),
+                escape(host),
                 date(not_after)
             )
         }
@@ -632,7 +663,11 @@ pub fn datetime(unix: i64) -> String {
 
 /// The page of one domain: verdict, findings, the steps as a tree, delegation, the timeline,
 /// and a button that probes now.
-pub fn domain_page(view: &DomainView<'_>, ctx: &PageContext<'_>) -> String {
+pub fn domain_page(
+    view: &DomainView<'_>,
+    report: Option<&ProbeReport>,
+    ctx: &PageContext<'_>,
+) -> String {
     let domain = view.domain.display();
     let link = domain_link(ctx.base, view.domain);
     let mut body = format!(
@@ -650,7 +685,7 @@ pub fn domain_page(view: &DomainView<'_>, ctx: &PageContext<'_>) -> String {
         "<form method=\"post\" action=\"{}/probe\"><button type=\"submit\">Probe now</button></form>",
         escape(&link)
     );
-    let Some(report) = view.report else {
+    let Some(report) = report else {
         let _ = write!(
             body,
             "<p>{chips}</p><div class=\"actions\">{} <span>Not probed yet; this page fills in after the first probe.</span> {probe_form}</div>",

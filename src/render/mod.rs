@@ -1,5 +1,6 @@
 //! Renderers: a `ProbeReport` as a text trace, Prometheus metrics, HTML.
 
+pub mod gzip;
 pub mod html;
 pub mod metrics;
 pub mod trace;
