@@ -102,6 +102,84 @@ async fn metrics_show_each_scenario() {
     running.stop().await;
 }
 
+/// The lines of the per-domain families: everything before the exporter's own metrics (which
+/// change from one scrape to the next).
+fn domain_part(exposition: &str) -> &str {
+    let own = [
+        "# HELP autodiscover_exporter_",
+        "# HELP process_",
+        "# HELP autodiscover_microsoft365",
+    ]
+    .iter()
+    .filter_map(|marker| exposition.find(marker))
+    .min()
+    .unwrap_or(exposition.len());
+    &exposition[..own]
+}
+
+fn gunzip(raw: &[u8]) -> String {
+    use std::io::Read;
+    // One member: a single-member decoder reads it all and leaves nothing behind.
+    let mut single = flate2::read::GzDecoder::new(raw);
+    let mut text = String::new();
+    single.read_to_string(&mut text).unwrap();
+    let mut rest = Vec::new();
+    single.into_inner().read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "{} bytes after the first gzip member",
+        rest.len()
+    );
+    let mut multi = String::new();
+    flate2::read::MultiGzDecoder::new(raw)
+        .read_to_string(&mut multi)
+        .unwrap();
+    assert_eq!(multi, text);
+    text
+}
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_asked() {
+    let mut yaml = config_yaml(SEED);
+    // Probed once in the test's lifetime: the exposition stays the same between requests.
+    yaml = yaml.replace("interval: 10s", "interval: 1h");
+    let running = RunningExporter::start(fixed(&yaml), None).await;
+    for accept in [None, Some("application/openmetrics-text;version=1.0.0")] {
+        let mut headers = vec![("Accept-Encoding", "gzip, deflate")];
+        headers.extend(accept.map(|a| ("Accept", a)));
+        let gzip = request(running.address, "GET", "/metrics", &headers).await;
+        assert_eq!(gzip.status, 200);
+        assert_eq!(gzip.headers["content-encoding"], "gzip");
+        assert_eq!(gzip.headers["vary"], "Accept-Encoding");
+        let unzipped = gunzip(&gzip.raw);
+        let plain = request(running.address, "GET", "/metrics", &headers[1..]).await;
+        assert!(!plain.headers.contains_key("content-encoding"));
+        assert_eq!(gzip.headers["content-type"], plain.headers["content-type"]);
+        assert!(
+            domain_part(&unzipped).contains("autodiscover_outcome{domain=\"companyb.example\"")
+        );
+        assert_eq!(domain_part(&unzipped), domain_part(&plain.body));
+        // The exporter's own metrics come fresh with every scrape, after the domains.
+        assert!(unzipped.contains("\nautodiscover_exporter_domains 4\n"));
+        assert!(unzipped.contains("\nprocess_resident_memory_bytes "));
+        if accept.is_some() {
+            assert!(unzipped.ends_with("# EOF\n"));
+            assert_eq!(unzipped.matches("# EOF").count(), 1);
+        }
+    }
+    // gzip refused: plain text.
+    let refused = request(
+        running.address,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip;q=0")],
+    )
+    .await;
+    assert!(!refused.headers.contains_key("content-encoding"));
+    assert!(refused.body.contains("autodiscover_exporter_domains 4"));
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn label_values_are_escaped() {
     let yaml = "defaults:\n  interval: 10s\n  phase_timeout: 1s\ndomains:\n  - domain: nothing.example\n    labels: {customer: \"Say \\\"hi\\\" \\\\ bye\\nnow\"}\n";

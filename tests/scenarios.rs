@@ -4,10 +4,14 @@
 
 mod support;
 
+use autodiscover_exporter::config::Config;
+use autodiscover_exporter::diagnose::{self, Expectations};
+use autodiscover_exporter::exporter::store;
 use autodiscover_exporter::lab::scenarios::{self, EXCHANGE_HOST};
 use autodiscover_exporter::model::address::MailAddress;
 use autodiscover_exporter::model::report::{ProbeReport, RedirectHop};
 use autodiscover_exporter::model::step::{Outcome, StepId, StepStatus};
+use std::sync::Arc;
 
 fn codes(report: &ProbeReport) -> Vec<&str> {
     report.findings.iter().map(|f| f.code.as_str()).collect()
@@ -32,6 +36,35 @@ async fn every_scenario_gets_its_verdict() {
             scenario.endpoint,
             "{}",
             scenario.domain
+        );
+    }
+}
+
+#[tokio::test]
+async fn kept_reports_come_back_whole() {
+    // The exporter keeps each domain's latest report deflated; its pages unpack it.
+    let (_world, prober) = support::world().await;
+    let mut yaml = String::from("domains:\n");
+    for scenario in scenarios::catalogue() {
+        yaml.push_str(&format!("  - domain: {}\n", scenario.domain));
+    }
+    let config = Config::parse(&yaml).unwrap();
+    for (scenario, domain) in scenarios::catalogue().iter().zip(&config.domains) {
+        let mut report = support::probe(&prober, scenario.domain).await;
+        report.findings = diagnose::explain(&report, &Expectations::default());
+        let kept = store::render(
+            domain,
+            report.clone(),
+            Arc::default(),
+            Arc::from(Vec::new()),
+        );
+        assert_eq!(kept.report().unwrap(), report, "{}", scenario.domain);
+        let json = serde_json::to_string(&report).unwrap().len();
+        assert!(
+            kept.packed_len() < json / 2,
+            "{}: {} bytes packed, {json} as JSON",
+            scenario.domain,
+            kept.packed_len()
         );
     }
 }

@@ -154,6 +154,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: hyper::HeaderMap,
     pub body: String,
+    /// The body as it came over the wire.
+    pub raw: Vec<u8>,
 }
 
 /// Sends one request over a fresh connection (plain TCP).
@@ -226,5 +228,6 @@ where
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        raw: body.to_vec(),
     }
 }
