@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The benchmark world, sourced by benches/scale/run.sh and benches/vs-blackbox/run.sh.
 #
-#   dnsmasq 127.0.0.1:$BENCH_DNS_PORT   every name under scale.test -> 127.0.20.1 (wildcard),
+#   dnsmasq $BENCH_DNS (127.0.0.1:5398) every name under scale.test -> 127.0.20.1 (wildcard),
 #                                       office365.com / outlook.com -> 127.0.20.2
 #   nginx 127.0.20.1:443/80             one Exchange server (401 with Negotiate/NTLM on the
 #                                       Autodiscover path, .ci/e2e/nginx/exchange.conf), a
@@ -19,8 +19,9 @@
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E=$BENCH_ROOT/.ci/e2e
+BENCH_DNS_ADDR=${BENCH_DNS_ADDR:-127.0.0.1}
 BENCH_DNS_PORT=${BENCH_DNS_PORT:-5398}
-BENCH_DNS=127.0.0.1:$BENCH_DNS_PORT
+BENCH_DNS=$BENCH_DNS_ADDR:$BENCH_DNS_PORT
 declare -a WORLD_PIDS=()
 
 world_need() { # installs the Debian packages it needs when missing
@@ -76,9 +77,9 @@ address=/office365.com/127.0.20.2
 address=/outlook.com/127.0.20.2
 EOF
     world_bg "$w/dnsmasq.out" dnsmasq --keep-in-foreground --conf-file="$w/dnsmasq.conf" \
-        --no-resolv --no-hosts --listen-address=127.0.0.1 --port="$BENCH_DNS_PORT" --bind-interfaces \
+        --no-resolv --no-hosts --listen-address="$BENCH_DNS_ADDR" --port="$BENCH_DNS_PORT" --bind-interfaces \
         --user=root --pid-file="$w/dnsmasq.pid" --local-ttl=0 --cache-size=0
-    world_wait 50 0.1 bash -c "dig +short +time=1 +tries=1 @127.0.0.1 -p $BENCH_DNS_PORT d1.scale.test A | grep -qx 127.0.20.1" ||
+    world_wait 50 0.1 bash -c "dig +short +time=1 +tries=1 @$BENCH_DNS_ADDR -p $BENCH_DNS_PORT d1.scale.test A | grep -qx 127.0.20.1" ||
         { echo "dnsmasq does not answer on $BENCH_DNS" >&2; return 1; }
     mkdir -p "$w/nginx-tmp"
     cat >"$w/nginx.conf" <<EOF

@@ -9,7 +9,8 @@
 #
 # Run by hand (as root: nginx binds 127.0.20.x:443), not by CI. Builds the release binary unless
 # AUTODISCOVER_BIN is set. Loopback only; every process it starts is stopped by pid at exit;
-# every wait is bounded (a sweep gets SCALE_SWEEP_TIMEOUT seconds, default 1200).
+# every wait is bounded (a sweep gets SCALE_SWEEP_TIMEOUT seconds, default 1200). The
+# exporter's log of the last run is left in /tmp/autodiscover-scale-last.log.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/world.sh
@@ -39,6 +40,7 @@ cleanup() {
         wait "$EXPORTER_PID" 2>/dev/null
     fi
     world_stop
+    cp "$W/exporter.log" /tmp/autodiscover-scale-last.log 2>/dev/null
     rm -rf "$W"
 }
 trap cleanup EXIT
@@ -81,6 +83,8 @@ for n in "${SIZES[@]}"; do
     done_count=0
     while :; do
         sleep 5
+        kill -0 "$EXPORTER_PID" 2>/dev/null ||
+            { echo "  the exporter exited (log: /tmp/autodiscover-scale-last.log)"; exit 1; }
         done_count=$(probed)
         elapsed=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%d", b - a }')
         [[ $done_count -ge $n ]] && break

@@ -169,8 +169,14 @@ pub enum LogFormat {
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    limit_malloc_arenas();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .min(MAX_WORKER_THREADS);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .worker_threads(workers)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(runtime) => runtime,
@@ -185,6 +191,29 @@ pub fn run() -> ExitCode {
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
         Some(Command::Serve(args)) => runtime.block_on(serve::run(args)),
         None => runtime.block_on(serve::run(cli.serve)),
+    }
+}
+
+/// Probing waits on the network: a few threads keep up with 100,000 domains, and every thread
+/// that allocates may cost an allocator arena.
+const MAX_WORKER_THREADS: usize = 4;
+/// Threads for blocking work (bcrypt, reloads, the gzip `/metrics` rebuilds).
+const MAX_BLOCKING_THREADS: usize = 16;
+/// glibc malloc arenas: by default up to 8 per core, each keeping its own freed memory. Probes
+/// allocate and free on every worker and blocking thread; with one arena per thread the freed
+/// pieces of thousands of probes stay spread over many heaps (measured at 10,000 domains: 228
+/// MiB resident with the default, 201 MiB with one arena). Two arenas keep most of that saving
+/// without making every thread wait on one lock. `MALLOC_ARENA_MAX` in the environment wins.
+const MALLOC_ARENAS: i32 = 2;
+
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a tunable of glibc's allocator; it runs before the runtime
+        // starts any thread, and an unaccepted value is ignored (it returns 0).
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
     }
 }
 

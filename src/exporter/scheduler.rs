@@ -126,7 +126,9 @@ async fn probe_forever(
             return;
         };
         let prober = shared.prober();
-        let mut report = prober.probe(&config.address, &config.probe).await;
+        // Boxed: an idle task (thousands of them) then holds a small future, not the state of a
+        // whole probe.
+        let mut report = Box::pin(prober.probe(&config.address, &config.probe)).await;
         report.findings = diagnose::explain(&report, &config.expect);
         drop(permit);
         tracing::debug!(
@@ -135,7 +137,8 @@ async fn probe_forever(
             duration_seconds = report.duration_seconds,
             "probe finished"
         );
-        let (memory, timeline) = remember(&shared, &config, &mut report, previous.take()).await;
+        let (memory, timeline) =
+            Box::pin(remember(&shared, &config, &mut report, previous.take())).await;
         // The store and this task share one copy of what the history knows of the domain.
         let (memory, timeline) = (Arc::new(memory), Arc::<[Change]>::from(timeline));
         shared.metrics.probe_finished(report.outcome);
