@@ -90,7 +90,7 @@ fn main() {
         let mut size = 0;
         for _ in 0..5 {
             let started = Instant::now();
-            let built = exposition::build(&store, format).unwrap();
+            let built = exposition::build(&store, format, 0).unwrap();
             builds.push(started.elapsed());
             let started = Instant::now();
             let mut text = String::new();

@@ -49,10 +49,11 @@ async fn kept_reports_come_back_whole() {
         yaml.push_str(&format!("  - domain: {}\n", scenario.domain));
     }
     let config = Config::parse(&yaml).unwrap();
+    let kept_by = store::Store::default();
     for (scenario, domain) in scenarios::catalogue().iter().zip(&config.domains) {
         let mut report = support::probe(&prober, scenario.domain).await;
         report.findings = diagnose::explain(&report, &Expectations::default());
-        let kept = store::render(
+        let kept = kept_by.keep(
             domain,
             report.clone(),
             Arc::default(),

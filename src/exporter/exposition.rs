@@ -11,6 +11,7 @@
 //! except the very first scrape of a format, which builds its stream.
 
 use super::Shared;
+use super::process::release_free_memory;
 use super::store::Store;
 use crate::render::gzip::{self, DeflatePart, DeflateWriter};
 use crate::render::metrics::{self, Format, IoText};
@@ -24,6 +25,8 @@ pub const MIN_REFRESH: Duration = Duration::from_secs(5);
 const WANTED_FOR: Duration = Duration::from_secs(600);
 /// How often the refresher looks at the store.
 const TICK: Duration = Duration::from_secs(1);
+/// How often freed memory is handed back to the kernel (see [`release_free_memory`]).
+const TRIM_EVERY: u32 = 10;
 
 /// The deflated per-domain families of one format.
 #[derive(Debug)]
@@ -105,7 +108,7 @@ impl GzipExposition {
             Some(latest) => latest,
             None => {
                 let building = shared.clone();
-                let built = tokio::task::spawn_blocking(move || build(&building.store, format))
+                let built = tokio::task::spawn_blocking(move || build(&building.store, format, 0))
                     .await
                     .map_err(std::io::Error::other)??;
                 let built = Arc::new(built);
@@ -123,10 +126,13 @@ impl GzipExposition {
 }
 
 /// Deflates the per-domain families of the store's current content.
-pub fn build(store: &Store, format: Format) -> std::io::Result<DeflatedDomains> {
+/// `size_hint` is the expected compressed size (the previous build's), to allocate it once.
+pub fn build(store: &Store, format: Format, size_hint: usize) -> std::io::Result<DeflatedDomains> {
     let started = Instant::now();
     let (generation, latest) = store.snapshot();
-    let mut sink = IoText::new(BufWriter::with_capacity(256 * 1024, DeflateWriter::new()));
+    let mut writer = DeflateWriter::new();
+    writer.reserve(size_hint + size_hint / 8);
+    let mut sink = IoText::new(BufWriter::with_capacity(64 * 1024, writer));
     if metrics::write_domains(&mut sink, format, latest.iter().map(|l| &l.samples)).is_err() {
         sink.into_inner()?;
         return Err(std::io::Error::other("rendering the metrics failed"));
@@ -149,14 +155,21 @@ pub async fn refresh_forever(shared: Arc<Shared>) {
     let cache = &shared.exposition;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u32 = 0;
     loop {
         tick.tick().await;
+        ticks = ticks.wrapping_add(1);
         for format in [Format::Classic, Format::OpenMetrics] {
             if !cache.due(format, shared.store.generation(), Instant::now()) {
                 continue;
             }
+            let hint = cache
+                .slot(format)
+                .latest
+                .as_ref()
+                .map_or(0, |l| l.part.bytes.len());
             let building = shared.clone();
-            match tokio::task::spawn_blocking(move || build(&building.store, format)).await {
+            match tokio::task::spawn_blocking(move || build(&building.store, format, hint)).await {
                 Ok(Ok(built)) => {
                     tracing::debug!(
                         ?format,
@@ -169,6 +182,9 @@ pub async fn refresh_forever(shared: Arc<Shared>) {
                 Ok(Err(error)) => tracing::warn!(%error, "rebuilding the gzip exposition failed"),
                 Err(error) => tracing::warn!(%error, "the gzip exposition rebuild panicked"),
             }
+        }
+        if ticks.is_multiple_of(TRIM_EVERY) {
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
         }
     }
 }

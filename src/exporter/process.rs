@@ -138,6 +138,18 @@ impl Collector for ProcessCollector {
     }
 }
 
+/// Hands memory the allocator holds free back to the kernel. glibc keeps freed memory in its
+/// heaps and returns only what lies at their top; after thousands of probes the free pieces lie
+/// everywhere, and resident memory stays well above what is in use (measured at 10,000 domains:
+/// about 75 MiB more). `malloc_trim` releases the free pages wherever they are.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists, under its own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,14 @@ use crate::config::DomainConfig;
 use crate::model::address::Domain;
 use crate::model::history::{Change, DomainMemory};
 use crate::model::report::ProbeReport;
+use crate::render::gzip::{self, DeflateWriter};
 use crate::render::html::{DomainView, ReportSummary};
 use crate::render::metrics::{self, DomainSamples};
 use flate2::Compression;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A domain's configuration and its latest probe.
 #[derive(Clone, Debug)]
@@ -60,36 +61,66 @@ impl Latest {
 
     /// Bytes the packed report takes.
     pub fn packed_len(&self) -> usize {
-        self.report.0.len()
+        self.report.bytes.len()
     }
 }
 
 /// A report as deflated JSON: a full trace is tens of kilobytes of mostly repeated text, and
-/// only a domain's own page (or a reload that changes its labels) needs it whole.
+/// only a domain's own page (or a reload that changes its labels) needs it whole. The deflate
+/// stream starts from a dictionary, the JSON of an earlier report: reports of one exporter share
+/// most of their keys and values, so each costs about a kilobyte instead of three.
 #[derive(Debug)]
-struct PackedReport(Box<[u8]>);
+struct PackedReport {
+    bytes: Box<[u8]>,
+    dictionary: Arc<[u8]>,
+}
+
+/// Deflate level of kept reports: packing happens once per probe, unpacking once per page view.
+const REPORT_LEVEL: u32 = 6;
+/// Longest dictionary deflate can use (its window).
+const DICTIONARY_WINDOW: usize = 32 * 1024;
+/// A report this small says too little about the others to serve as their dictionary.
+const SHORTEST_DICTIONARY: usize = 2048;
 
 impl PackedReport {
-    fn pack(report: &ProbeReport) -> Self {
-        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), Compression::fast());
-        let packed = serde_json::to_writer(&mut encoder, report)
+    fn pack(report: &ProbeReport, dictionaries: &OnceLock<Arc<[u8]>>) -> Self {
+        let empty: Arc<[u8]> = Arc::from(Vec::new());
+        let packed = serde_json::to_vec(report)
             .map_err(std::io::Error::from)
-            .and_then(|()| encoder.flush())
-            .and_then(|()| encoder.finish());
+            .and_then(|json| {
+                let dictionary = match dictionaries.get() {
+                    Some(dictionary) => dictionary.clone(),
+                    None => {
+                        if json.len() >= SHORTEST_DICTIONARY {
+                            let tail = &json[json.len().saturating_sub(DICTIONARY_WINDOW)..];
+                            let _ = dictionaries.set(Arc::from(tail));
+                        }
+                        empty.clone()
+                    }
+                };
+                let mut writer =
+                    DeflateWriter::with_dictionary(Compression::new(REPORT_LEVEL), &dictionary)?;
+                writer.write_all(&json)?;
+                Ok((writer.finished()?.bytes, dictionary))
+            });
         match packed {
-            Ok(bytes) => Self(bytes.into_boxed_slice()),
+            Ok((bytes, dictionary)) => Self {
+                bytes: bytes.into_boxed_slice(),
+                dictionary,
+            },
             // Writing JSON into memory cannot fail; keep nothing rather than panic if it did.
             Err(error) => {
                 tracing::error!(%error, "packing a report failed");
-                Self(Box::default())
+                Self {
+                    bytes: Box::default(),
+                    dictionary: empty,
+                }
             }
         }
     }
 
     fn unpack(&self) -> Result<ProbeReport, String> {
-        let mut json = Vec::new();
-        flate2::read::DeflateDecoder::new(&self.0[..])
-            .read_to_end(&mut json)
+        let json = gzip::inflate(&self.bytes, &self.dictionary)
             .map_err(|e| format!("unpacking the report: {e}"))?;
         serde_json::from_slice(&json).map_err(|e| format!("reading the report: {e}"))
     }
@@ -100,6 +131,7 @@ impl PackedReport {
 pub struct Store {
     domains: RwLock<BTreeMap<Domain, DomainEntry>>,
     generation: AtomicU64,
+    dictionary: OnceLock<Arc<[u8]>>,
 }
 
 impl Store {
@@ -143,7 +175,7 @@ impl Store {
                     return Some(latest);
                 }
                 match latest.report() {
-                    Ok(report) => Some(Arc::new(render(
+                    Ok(report) => Some(Arc::new(self.keep(
                         config,
                         report,
                         latest.memory.clone(),
@@ -174,7 +206,7 @@ impl Store {
         memory: Arc<DomainMemory>,
         timeline: Arc<[Change]>,
     ) {
-        let latest = Arc::new(render(config, report, memory, timeline));
+        let latest = Arc::new(self.keep(config, report, memory, timeline));
         let mut map = self.write();
         if let Some(entry) = map.get_mut(&config.domain)
             && Arc::ptr_eq(&entry.config, config)
@@ -215,21 +247,25 @@ pub fn exposition(
     out
 }
 
-/// Renders a report's samples with the domain's labels and packs the report.
-pub fn render(
-    config: &DomainConfig,
-    report: ProbeReport,
-    memory: Arc<DomainMemory>,
-    timeline: Arc<[Change]>,
-) -> Latest {
-    let labels = metrics::domain_labels(config.domain.display(), &config.labels);
-    let samples = metrics::render_domain(&report, &labels, config.interval, &memory);
-    Latest {
-        report: PackedReport::pack(&report),
-        started_at: report.started_at,
-        summary: ReportSummary::of(&report),
-        samples,
-        memory,
-        timeline,
+impl Store {
+    /// What the store keeps of a finished probe: the report packed, its summary, its samples
+    /// rendered with the domain's labels.
+    pub fn keep(
+        &self,
+        config: &DomainConfig,
+        report: ProbeReport,
+        memory: Arc<DomainMemory>,
+        timeline: Arc<[Change]>,
+    ) -> Latest {
+        let labels = metrics::domain_labels(config.domain.display(), &config.labels);
+        let samples = metrics::render_domain(&report, &labels, config.interval, &memory);
+        Latest {
+            report: PackedReport::pack(&report, &self.dictionary),
+            started_at: report.started_at,
+            summary: ReportSummary::of(&report),
+            samples,
+            memory,
+            timeline,
+        }
     }
 }

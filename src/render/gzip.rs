@@ -8,7 +8,7 @@
 //! so the two parts read as one stream: a single gzip member (RFC 1952) whose CRC-32 is the two
 //! parts' CRCs combined and whose ISIZE is their total length modulo 2^32.
 
-use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
 
 /// The gzip header: magic, deflate, no flags, no modification time, no extra flags, unknown OS.
@@ -49,6 +49,25 @@ impl DeflateWriter {
             out: Vec::new(),
             crc: Crc::new(),
         }
+    }
+
+    /// A fresh compressor at `level` whose back-references may reach into `dictionary` (text
+    /// like what follows); [`inflate`] needs the same dictionary.
+    pub fn with_dictionary(level: Compression, dictionary: &[u8]) -> io::Result<Self> {
+        let mut writer = Self::with_level(level);
+        if !dictionary.is_empty() {
+            writer
+                .compress
+                .set_dictionary(dictionary)
+                .map_err(io::Error::other)?;
+        }
+        Ok(writer)
+    }
+
+    /// Makes room for `bytes` of output up front (e.g. the size of the previous build), so the
+    /// buffer does not grow by doubling.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes);
     }
 
     /// Ends the part with a sync flush: byte-aligned, no final block, so another part can follow.
@@ -119,6 +138,35 @@ impl io::Write for DeflateWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Decompresses a finished raw-deflate part made with `dictionary` (empty for none).
+pub fn inflate(bytes: &[u8], dictionary: &[u8]) -> io::Result<Vec<u8>> {
+    let mut decompress = Decompress::new(false);
+    if !dictionary.is_empty() {
+        decompress
+            .set_dictionary(dictionary)
+            .map_err(io::Error::other)?;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    loop {
+        out.reserve(CHUNK);
+        let consumed = usize::try_from(decompress.total_in()).unwrap_or(usize::MAX);
+        let input = bytes.get(consumed..).unwrap_or_default();
+        let before = (decompress.total_in(), decompress.total_out());
+        let status = decompress
+            .decompress_vec(input, &mut out, FlushDecompress::Finish)
+            .map_err(io::Error::other)?;
+        if status == Status::StreamEnd {
+            return Ok(out);
+        }
+        if before == (decompress.total_in(), decompress.total_out()) && input.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated deflate stream",
+            ));
+        }
     }
 }
 
@@ -205,6 +253,31 @@ mod tests {
             .read_to_end(&mut multi)
             .unwrap();
         assert_eq!(multi, expected);
+    }
+
+    #[test]
+    fn a_dictionary_shrinks_similar_text_and_comes_back() {
+        let dictionary =
+            br#"{"domain":"a.example","steps":[{"step":"root_domain","status":"ok"}]}"#;
+        let text = br#"{"domain":"b.example","steps":[{"step":"root_domain","status":"ok"}]}"#;
+        let pack = |dictionary: &[u8]| {
+            let mut writer =
+                DeflateWriter::with_dictionary(Compression::default(), dictionary).unwrap();
+            writer.write_all(text).unwrap();
+            writer.finished().unwrap().bytes
+        };
+        let with = pack(dictionary);
+        let without = pack(b"");
+        assert!(
+            with.len() < without.len() / 2,
+            "{} vs {}",
+            with.len(),
+            without.len()
+        );
+        assert_eq!(inflate(&with, dictionary).unwrap(), text);
+        assert_eq!(inflate(&without, b"").unwrap(), text);
+        assert!(inflate(&with, b"").is_err() || inflate(&with, b"").unwrap() != text);
+        assert!(inflate(&with[..with.len() / 2], dictionary).is_err());
     }
 
     #[test]
