@@ -71,6 +71,51 @@ async fn kept_reports_come_back_whole() {
 }
 
 #[tokio::test]
+async fn the_same_request_to_the_same_host_is_shared_for_seconds() {
+    // companyb and companyc both have an SRV record naming the Exchange host: the second probe
+    // reuses what the first saw there (same host name, address, request), flagged as shared.
+    let (_world, prober) = support::world().await;
+    let first = support::probe(&prober, "companyb.example").await;
+    let second = support::probe(&prober, "companyc.example").await;
+    let srv_attempts = |report: &ProbeReport| -> Vec<bool> {
+        report
+            .step(StepId::SrvRecord)
+            .unwrap()
+            .hops
+            .iter()
+            .filter(|hop| hop.url.contains(EXCHANGE_HOST))
+            .flat_map(|hop| hop.addresses.iter().map(|a| a.shared))
+            .collect()
+    };
+    assert_eq!(srv_attempts(&first), [false]);
+    assert_eq!(srv_attempts(&second), [true]);
+    // Verdicts are what they are without sharing.
+    assert_eq!(first.outcome, Outcome::CertificatePrompt);
+    assert_eq!(second.outcome, Outcome::RedirectPrompt);
+    assert_eq!(
+        status(&second, StepId::SrvRecord),
+        StepStatus::EndpointFound
+    );
+    // Steps that ask a domain's own host are never shared with another domain.
+    for step in [StepId::RootDomain, StepId::AutodiscoverDomain] {
+        let trace = second.step(step).unwrap();
+        assert!(
+            trace
+                .hops
+                .iter()
+                .flat_map(|h| &h.addresses)
+                .all(|a| !a.shared)
+        );
+    }
+    // The trace says so.
+    let text = autodiscover_exporter::render::trace::render(
+        &second,
+        autodiscover_exporter::render::trace::Colour::Off,
+    );
+    assert!(text.contains("(shared: observed seconds ago"), "{text}");
+}
+
+#[tokio::test]
 async fn seed_situation_prompts_at_the_root_domain_and_finds_the_srv_endpoint() {
     let (_world, prober) = support::world().await;
     let report = support::probe(&prober, "companyb.example").await;

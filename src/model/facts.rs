@@ -552,6 +552,10 @@ pub struct AddressAttempt {
     pub status: StepStatus,
     /// Time spent on this address in all.
     pub duration_seconds: f64,
+    /// These facts were observed seconds earlier for another probe that asked the same host at
+    /// the same address the same request, and are reused (see `probe::shared`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 impl AddressAttempt {

@@ -1,6 +1,7 @@
 //! The machinery every step shares: one URL (a hop) across all addresses of its host, one
 //! address (TCP, TLS, the request), and redirect chains.
 
+use super::shared::{SharedKey, shareable};
 use super::{Prober, StepContext};
 use crate::model::facts::{
     AddressAttempt, ConnectResult, Hop, HopNext, HopOrigin, HostLookup, HttpExchange, HttpMethod,
@@ -149,7 +150,21 @@ impl Prober {
             fingerprint: None,
             status: StepStatus::Timeout,
             duration_seconds: 0.0,
+            shared: false,
         };
+        let key = SharedKey::new(request, host, address, url);
+        if let Some(seen) = key.as_ref().and_then(|key| self.shared.get(key)) {
+            let mut attempt = seen;
+            attempt.shared = true;
+            let result = classify::classify_address(
+                url,
+                request,
+                &attempt.connect,
+                attempt.tls.as_ref(),
+                attempt.http.as_ref(),
+            );
+            return (attempt, result);
+        }
         let connected = tokio::time::timeout(ctx.phase(), self.connector.connect(address)).await;
         attempt.connect_seconds = started.elapsed().as_secs_f64();
         let tcp = match connected {
@@ -194,6 +209,11 @@ impl Prober {
         );
         attempt.status = result.status().unwrap_or(StepStatus::EndpointFound);
         attempt.duration_seconds = started.elapsed().as_secs_f64();
+        if let Some(key) = key
+            && shareable(request, &attempt)
+        {
+            self.shared.insert(key, &attempt);
+        }
         (attempt, result)
     }
 

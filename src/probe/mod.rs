@@ -5,6 +5,7 @@
 mod aia;
 mod engine;
 pub mod microsoft365;
+mod shared;
 mod steps;
 
 use crate::model::address::MailAddress;
@@ -65,6 +66,7 @@ pub struct Prober {
     connector: Arc<dyn Connector>,
     microsoft365: Arc<Microsoft365Client>,
     aia: Arc<AiaCache>,
+    shared: Arc<shared::SharedAttempts>,
 }
 
 /// Where a step must stop, and for which address it asks.
@@ -93,6 +95,7 @@ impl Prober {
             connector,
             microsoft365: Arc::new(Microsoft365Client::default()),
             aia: Arc::new(AiaCache::default()),
+            shared: Arc::default(),
         }
     }
 

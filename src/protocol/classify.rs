@@ -37,7 +37,7 @@ impl AddressResult {
 }
 
 /// The request a hop sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Request {
     /// The Autodiscover POST over https.
     HttpsPost,

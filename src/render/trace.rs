@@ -241,7 +241,12 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
         }
         ConnectResult::Failed { detail } => format!("TCP failed: {detail}"),
     };
-    let _ = writeln!(out, "   - {}  {connect}", attempt.address);
+    let shared = if attempt.shared {
+        "  (shared: observed seconds ago for another domain asking the same)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "   - {}  {connect}{shared}", attempt.address);
     if let Some(tls) = &attempt.tls {
         if tls.established() {
             let _ = writeln!(

@@ -1,0 +1,117 @@
+//! Attempts shared between probes for a few seconds.
+//!
+//! Many domains lead to the same server: every Microsoft 365 mailbox domain POSTs to Microsoft's
+//! host, hosted customers share an SRV target, cloud domains' `http://autodiscover.D` redirects
+//! to one Exchange Online host. Within seconds, the same request to the same host name at the
+//! same address gets the same TLS handshake, chain, certificate judgement and answer: the probe
+//! reuses what another probe observed there instead of repeating the handshake, and flags the
+//! attempt (`shared: true` in the trace). Every judgement stays per domain: the key holds the
+//! host name that was sent as SNI and checked against the certificate, the address and port,
+//! the request and its path, and the classification of the answer is redone for the URL the
+//! domain asked for.
+//!
+//! Only answers that cannot depend on the mailbox address are shared: a POST (whose body names
+//! the address) only when the server asked for credentials (401) or has no such resource (404);
+//! a GET (the same for every domain) with any answer; nothing that failed to connect or timed
+//! out (the next probe tries again). Microsoft 365's JSON query names the address in its path,
+//! so it is never shared (its own client caches answers per address).
+
+use crate::model::facts::{AddressAttempt, TlsHandshake};
+use crate::protocol::classify::Request;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long an observation is reused.
+const SHARE_FOR: Duration = Duration::from_secs(10);
+/// Most observations kept at once.
+const CAPACITY: usize = 4096;
+
+/// What makes two attempts the same.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct SharedKey {
+    request: Request,
+    host: String,
+    address: SocketAddr,
+    path: String,
+}
+
+impl SharedKey {
+    /// The key of a request to `url` at `address`; `None` for requests that are never shared.
+    pub(super) fn new(
+        request: Request,
+        host: &str,
+        address: SocketAddr,
+        url: &str,
+    ) -> Option<Self> {
+        if request == Request::Microsoft365Get {
+            return None;
+        }
+        let parsed = url::Url::parse(url).ok()?;
+        let mut path = parsed.path().to_owned();
+        if let Some(query) = parsed.query() {
+            path.push('?');
+            path.push_str(query);
+        }
+        Some(Self {
+            request,
+            host: host.to_ascii_lowercase(),
+            address,
+            path,
+        })
+    }
+}
+
+/// Whether an attempt's facts hold for any domain that sends the same request.
+pub(super) fn shareable(request: Request, attempt: &AddressAttempt) -> bool {
+    let Some(status) = attempt.http.as_ref().and_then(|h| h.status) else {
+        return false;
+    };
+    let tls_ok = match (&attempt.tls, request.is_tls()) {
+        (Some(tls), true) => tls.handshake == TlsHandshake::Established,
+        (None, false) => true,
+        _ => false,
+    };
+    tls_ok
+        && match request {
+            Request::HttpsPost => matches!(status, 401 | 404),
+            Request::PlainGet => true,
+            Request::Microsoft365Get => false,
+        }
+}
+
+/// The observations, by key, with when they were made.
+#[derive(Debug, Default)]
+pub(super) struct SharedAttempts {
+    seen: Mutex<HashMap<SharedKey, (Instant, AddressAttempt)>>,
+}
+
+impl SharedAttempts {
+    /// A copy of a fresh observation for `key`.
+    pub(super) fn get(&self, key: &SharedKey) -> Option<AddressAttempt> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (at, attempt) = seen.get(key)?;
+        (at.elapsed() < SHARE_FOR).then(|| attempt.clone())
+    }
+
+    /// Keeps an observation; when full, forgets the stale ones first, and keeps nothing new
+    /// while every entry is fresh.
+    pub(super) fn insert(&self, key: SharedKey, attempt: &AddressAttempt) {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= CAPACITY && !seen.contains_key(&key) {
+            seen.retain(|_, (at, _)| at.elapsed() < SHARE_FOR);
+            if seen.len() >= CAPACITY {
+                return;
+            }
+        }
+        seen.insert(key, (Instant::now(), attempt.clone()));
+    }
+}
