@@ -69,7 +69,13 @@ world_pki() { # world_pki DIR: the e2e PKI plus a leaf for *.scale.test
 }
 
 world_start() { # world_start WORKDIR: PKI, dnsmasq and nginx
-    local w=$1
+    local w=$1 busy
+    busy=$(ss -Hlntup 2>/dev/null | awk -v dns="$BENCH_DNS" '$5 ~ /^127\.0\.20\.[0-9]+:(80|443)$/ || $5 == dns' || true)
+    if [[ -n $busy ]]; then
+        echo "the benchmark world's addresses are taken (another run?):" >&2
+        echo "$busy" >&2
+        return 1
+    fi
     world_pki "$w/pki"
     cat >"$w/dnsmasq.conf" <<EOF
 address=/scale.test/127.0.20.1

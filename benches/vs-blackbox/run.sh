@@ -148,8 +148,12 @@ world_wait 100 0.1 curl -s -o /dev/null --max-time 2 "http://$BLACKBOX/-/healthy
 # Warm-up outside the measurement: one check set each, on a domain outside the measured ones.
 curl -s -o /dev/null --max-time 30 "http://$OURS/probe?target=warmup.scale.test"
 curl -s -o /dev/null --max-time 30 "http://$BLACKBOX/probe?module=autodiscover_post&target=https://warmup.scale.test/Autodiscover/Autodiscover.xml"
-curl -s "http://$BLACKBOX/probe?module=autodiscover_post&target=https://d1.scale.test/Autodiscover/Autodiscover.xml" |
-    grep -qx 'probe_success 1' || { echo "blackbox's POST to https://d1.scale.test does not succeed"; exit 1; }
+check_url="http://$BLACKBOX/probe?module=autodiscover_post&target=https://d1.scale.test/Autodiscover/Autodiscover.xml"
+curl -s "$check_url" | grep -qx 'probe_success 1' || {
+    echo "blackbox's POST to https://d1.scale.test does not succeed:"
+    curl -s "$check_url&debug=true" | head -n 40
+    exit 1
+}
 
 elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
 run_batch() { # run_batch URLFILE: GET every URL, CONCURRENCY at a time; count the failures

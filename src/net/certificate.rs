@@ -106,6 +106,19 @@ pub fn judge(
     provider: &CryptoProvider,
     now_unix: i64,
 ) -> Option<CertificateVerdict> {
+    judge_with(chain, chain_facts, host, now_unix, |chain, facts| {
+        chain_trust(chain, facts, roots, provider, now_unix)
+    })
+}
+
+/// [`judge`] with the chain's trust from `trust` (which may remember it).
+pub fn judge_with(
+    chain: &[CertificateDer<'static>],
+    chain_facts: &[CertificateFacts],
+    host: &str,
+    now_unix: i64,
+    trust: impl FnOnce(&[CertificateDer<'static>], &[CertificateFacts]) -> ChainTrust,
+) -> Option<CertificateVerdict> {
     let leaf_der = chain.first()?;
     let leaf = chain_facts.first()?;
     let parsed = ParsedCertificate::try_from(leaf_der).ok();
@@ -113,9 +126,67 @@ pub fn judge(
         (Some(cert), Ok(name)) => verify_server_name(cert, &name).is_ok(),
         _ => false,
     };
-    // Trust is judged apart from time: the chain counts as trusted when it verifies at some
-    // moment of the leaf's life (now, mid-life, just inside either end), so an expired or
-    // future certificate still tells whether it chains to a trusted root.
+    let ChainTrust { at_now, trust } = trust(chain, chain_facts);
+    let leaf_validity = if now_unix < leaf.not_before {
+        Validity::NotYetValid
+    } else if now_unix > leaf.not_after {
+        Validity::Expired
+    } else {
+        Validity::Valid
+    };
+    // A current leaf can still fail today because an issuing certificate expired (or is not
+    // valid yet): clients reject that chain just the same.
+    let (validity, validity_error) = match (&leaf_validity, &at_now, &trust) {
+        (Validity::Valid, Err(error), Ok(())) => match time_error(error) {
+            Some(chain_validity) => (
+                chain_validity,
+                Some(format!(
+                    "an issuing certificate is outside its validity period ({error})"
+                )),
+            ),
+            None => (Validity::Valid, None),
+        },
+        _ => (leaf_validity, None),
+    };
+    Some(CertificateVerdict {
+        name_matches,
+        trusted: trust.is_ok(),
+        validity,
+        trust_error: trust.err(),
+        validity_error,
+        completed_by_aia: false,
+    })
+}
+
+/// Whether a chain leads to a trusted root: verified now, and judged apart from time.
+#[derive(Clone, Debug)]
+pub struct ChainTrust {
+    /// The verification now.
+    pub at_now: Result<(), rustls::Error>,
+    /// Trusted, or why not, regardless of dates.
+    pub trust: Result<(), String>,
+}
+
+/// Verifies `chain` (leaf first) against `roots`. Trust is judged apart from time: the chain
+/// counts as trusted when it verifies at some moment of the leaf's life (now, mid-life, just
+/// inside either end), so an expired or future certificate still tells whether it chains to a
+/// trusted root.
+pub fn chain_trust(
+    chain: &[CertificateDer<'static>],
+    chain_facts: &[CertificateFacts],
+    roots: &RootCertStore,
+    provider: &CryptoProvider,
+    now_unix: i64,
+) -> ChainTrust {
+    let parsed = chain
+        .first()
+        .and_then(|der| ParsedCertificate::try_from(der).ok());
+    let Some(leaf) = chain_facts.first() else {
+        return ChainTrust {
+            at_now: Err(rustls::Error::General("no certificate".into())),
+            trust: Err("no certificate".into()),
+        };
+    };
     let verify_at = |unix: i64| match &parsed {
         Some(cert) => verify_server_cert_signed_by_trust_anchor(
             cert,
@@ -173,35 +244,69 @@ pub fn judge(
             }
         }
     };
-    let leaf_validity = if now_unix < leaf.not_before {
-        Validity::NotYetValid
-    } else if now_unix > leaf.not_after {
-        Validity::Expired
-    } else {
-        Validity::Valid
-    };
-    // A current leaf can still fail today because an issuing certificate expired (or is not
-    // valid yet): clients reject that chain just the same.
-    let (validity, validity_error) = match (&leaf_validity, &at_now, &trust) {
-        (Validity::Valid, Err(error), Ok(())) => match time_error(error) {
-            Some(chain_validity) => (
-                chain_validity,
-                Some(format!(
-                    "an issuing certificate is outside its validity period ({error})"
-                )),
-            ),
-            None => (Validity::Valid, None),
-        },
-        _ => (leaf_validity, None),
-    };
-    Some(CertificateVerdict {
-        name_matches,
-        trusted: trust.is_ok(),
-        validity,
-        trust_error: trust.err(),
-        validity_error,
-        completed_by_aia: false,
-    })
+    ChainTrust { at_now, trust }
+}
+
+/// Remembers [`chain_trust`] per presented chain, for one set of roots. Verifying a chain costs
+/// a signature check per certificate, and thousands of domains present the same few chains
+/// (one hosting provider, Microsoft's). The answer depends on the chain's bytes, the roots and
+/// which of the chain's certificates are within their validity period now, so that is the key:
+/// a remembered answer is exactly the one a fresh verification would give.
+#[derive(Debug, Default)]
+pub struct TrustMemo {
+    known: std::sync::Mutex<std::collections::HashMap<(Vec<u8>, u64), ChainTrust>>,
+}
+
+/// Most chains remembered; past that the memo starts over.
+const TRUST_MEMO_CAPACITY: usize = 1024;
+
+impl TrustMemo {
+    /// The trust of `chain`, remembered or verified now.
+    pub fn trust(
+        &self,
+        chain: &[CertificateDer<'static>],
+        chain_facts: &[CertificateFacts],
+        roots: &RootCertStore,
+        provider: &CryptoProvider,
+        now_unix: i64,
+    ) -> ChainTrust {
+        let mut digest = Sha256::new();
+        for der in chain {
+            digest.update((der.len() as u64).to_be_bytes());
+            digest.update(der.as_ref());
+        }
+        // Bit i: certificate i of the chain is within its validity period now (chains longer
+        // than 63 certificates are not remembered).
+        let valid_now = chain_facts
+            .iter()
+            .enumerate()
+            .take(63)
+            .filter(|(_, c)| c.not_before <= now_unix && now_unix <= c.not_after)
+            .fold(0u64, |mask, (i, _)| mask | (1 << i));
+        let key = (digest.finalize().to_vec(), valid_now);
+        let cacheable = chain.len() <= 63 && chain.len() == chain_facts.len();
+        if cacheable
+            && let Some(known) = self
+                .known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+        {
+            return known.clone();
+        }
+        let trust = chain_trust(chain, chain_facts, roots, provider, now_unix);
+        if cacheable {
+            let mut known = self
+                .known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if known.len() >= TRUST_MEMO_CAPACITY {
+                known.clear();
+            }
+            known.insert(key, trust.clone());
+        }
+        trust
+    }
 }
 
 /// The validity a time error stands for, if `error` is one.

@@ -40,6 +40,7 @@ pub enum TlsSetupError {
 pub struct TlsTrust {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
+    trust_memo: Arc<certificate::TrustMemo>,
 }
 
 impl TlsTrust {
@@ -72,7 +73,8 @@ impl TlsTrust {
     pub fn from_roots(roots: RootCertStore) -> Self {
         Self {
             roots: Arc::new(roots),
-            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            provider: Arc::new(probe_provider()),
+            trust_memo: Arc::default(),
         }
     }
 
@@ -161,14 +163,11 @@ impl TlsTrust {
         chain_facts: &[CertificateFacts],
         host: &str,
     ) -> Option<CertificateVerdict> {
-        certificate::judge(
-            chain,
-            chain_facts,
-            host,
-            &self.roots,
-            &self.provider,
-            unix_now(),
-        )
+        let now = unix_now();
+        certificate::judge_with(chain, chain_facts, host, now, |chain, facts| {
+            self.trust_memo
+                .trust(chain, facts, &self.roots, &self.provider, now)
+        })
     }
 
     fn client_config(&self, recorder: Arc<ChainRecorder>) -> Result<ClientConfig, rustls::Error> {
@@ -202,6 +201,18 @@ impl TlsOutcome {
             stream: None,
             chain: Vec::new(),
         }
+    }
+}
+
+/// aws-lc-rs with the classic key exchanges (X25519, P-256, P-384). rustls's default also offers
+/// the post-quantum hybrid X25519MLKEM768 first, whose key share costs more than the rest of the
+/// handshake's key exchange. The group a server picks changes nothing the probe judges (the
+/// chain, the names, the answer), and every server Outlook meets speaks the classic groups.
+fn probe_provider() -> CryptoProvider {
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    CryptoProvider {
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        ..default_provider()
     }
 }
 
