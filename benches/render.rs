@@ -9,7 +9,7 @@ use autodiscover_exporter::config::{Config, DomainConfig};
 use autodiscover_exporter::exporter::exposition;
 use autodiscover_exporter::exporter::process::ProcessStats;
 use autodiscover_exporter::exporter::self_metrics::SelfMetrics;
-use autodiscover_exporter::exporter::store::{self, Store};
+use autodiscover_exporter::exporter::store::Store;
 use autodiscover_exporter::lab::scenarios;
 use autodiscover_exporter::model::address::MailAddress;
 use autodiscover_exporter::probe::ProbeOptions;
@@ -67,27 +67,11 @@ fn main() {
     let self_metrics = SelfMetrics::new();
 
     for format in [Format::Classic, Format::OpenMetrics] {
-        let mut times = Vec::new();
-        let mut size = 0;
-        for _ in 0..15 {
-            let started = Instant::now();
-            let out = store::exposition(&store, &self_metrics, format);
-            times.push(started.elapsed());
-            size = out.len();
-        }
-        times.sort();
-        println!(
-            "{format:?}: {domains} domains, {:.1} MiB, render min {:.1} ms, median {:.1} ms, max {:.1} ms",
-            size as f64 / 1048576.0,
-            ms(times[0]),
-            ms(times[times.len() / 2]),
-            ms(times[times.len() - 1])
-        );
-    }
-    for format in [Format::Classic, Format::OpenMetrics] {
         let mut builds = Vec::new();
         let mut scrapes = Vec::new();
+        let mut plains = Vec::new();
         let mut size = 0;
+        let mut plain_size = 0;
         for _ in 0..5 {
             let started = Instant::now();
             let built = exposition::build(&store, format, 0).unwrap();
@@ -100,9 +84,21 @@ fn main() {
             let body = gzip::member(&built.part, &own.finished().unwrap());
             scrapes.push(started.elapsed());
             size = body.len();
+            let started = Instant::now();
+            let mut plain =
+                String::from_utf8(gzip::inflate_flushed(&built.part.bytes).unwrap()).unwrap();
+            self_metrics.encode(&mut plain, format);
+            plains.push(started.elapsed());
+            plain_size = plain.len();
         }
         builds.sort();
         scrapes.sort();
+        plains.sort();
+        println!(
+            "{format:?} plain: {:.1} MiB, from a current stream median {:.1} ms",
+            plain_size as f64 / 1048576.0,
+            ms(plains[plains.len() / 2])
+        );
         println!(
             "{format:?} gzip: {:.1} MiB on the wire; background build median {:.1} ms (min {:.1}); scrape median {:.2} ms (max {:.2})",
             size as f64 / 1048576.0,
@@ -112,7 +108,8 @@ fn main() {
             ms(scrapes[scrapes.len() - 1])
         );
     }
-    let out = store::exposition(&store, &self_metrics, Format::Classic);
+    let built = exposition::build(&store, Format::Classic, 0).unwrap();
+    let out = String::from_utf8(gzip::inflate_flushed(&built.part.bytes).unwrap()).unwrap();
     let series = out.lines().filter(|l| !l.starts_with('#')).count();
     println!(
         "series: {series} ({:.1} per domain)",

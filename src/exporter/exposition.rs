@@ -125,29 +125,71 @@ impl GzipExposition {
     }
 }
 
-/// Deflates the per-domain families of the store's current content.
+/// Deflates the per-domain families of the store's current content. Each domain is unpacked
+/// once and its lines go to one compressor per family; the families' streams (each ends with a
+/// sync flush, none refers to another) are then put one after the other, in exposition order.
 /// `size_hint` is the expected compressed size (the previous build's), to allocate it once.
 pub fn build(store: &Store, format: Format, size_hint: usize) -> std::io::Result<DeflatedDomains> {
     let started = Instant::now();
     let (generation, latest) = store.snapshot();
-    let mut writer = DeflateWriter::new();
-    writer.reserve(size_hint + size_hint / 8);
-    let mut sink = IoText::new(BufWriter::with_capacity(64 * 1024, writer));
-    if metrics::write_domains(&mut sink, format, latest.iter().map(|l| &l.samples)).is_err() {
-        sink.into_inner()?;
-        return Err(std::io::Error::other("rendering the metrics failed"));
+    let mut sinks = Vec::with_capacity(metrics::FAMILY_COUNT);
+    for index in 0..metrics::FAMILY_COUNT {
+        let mut writer = DeflateWriter::new();
+        writer.reserve((size_hint + size_hint / 8) / metrics::FAMILY_COUNT);
+        let mut sink = IoText::new(BufWriter::with_capacity(16 * 1024, writer));
+        // An error is kept by the sink and reported by into_inner below.
+        let _ = metrics::write_family_header(&mut sink, format, index);
+        sinks.push(sink);
     }
-    let writer = sink
-        .into_inner()?
-        .into_inner()
-        .map_err(|e| e.into_error())?;
-    let part = writer.sync_flushed()?;
+    for kept in &latest {
+        let samples = kept.samples.unpack()?;
+        for (index, sink) in sinks.iter_mut().enumerate() {
+            if metrics::write_family_lines(sink, &samples, index).is_err() {
+                // The sink keeps the I/O error; into_inner below reports it.
+                break;
+            }
+        }
+    }
+    let mut parts = Vec::with_capacity(sinks.len());
+    for sink in sinks {
+        let writer = sink
+            .into_inner()?
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        parts.push(writer.sync_flushed()?);
+    }
     Ok(DeflatedDomains {
-        part,
+        part: gzip::concat(parts),
         generation,
         built_at: Instant::now(),
         build_time: started.elapsed(),
     })
+}
+
+/// The plain-text `/metrics` body in `format`: the per-domain families as of now (the cached
+/// stream when it is current, else a fresh one, kept for gzip scrapes too) and the exporter's
+/// own metrics.
+pub async fn plain(shared: &Arc<Shared>, format: Format) -> std::io::Result<String> {
+    let cache = &shared.exposition;
+    let current = cache
+        .latest(format)
+        .filter(|l| l.generation == shared.store.generation());
+    let domains = match current {
+        Some(domains) => domains,
+        None => {
+            let building = shared.clone();
+            let built = tokio::task::spawn_blocking(move || build(&building.store, format, 0))
+                .await
+                .map_err(std::io::Error::other)??;
+            let built = Arc::new(built);
+            cache.store(format, built.clone());
+            built
+        }
+    };
+    let text = gzip::inflate_flushed(&domains.part.bytes)?;
+    let mut text = String::from_utf8(text).map_err(std::io::Error::other)?;
+    shared.metrics.encode(&mut text, format);
+    Ok(text)
 }
 
 /// Rebuilds the wanted formats' streams when they are due, until the task is aborted.

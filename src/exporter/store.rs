@@ -7,7 +7,7 @@ use crate::model::history::{Change, DomainMemory};
 use crate::model::report::ProbeReport;
 use crate::render::gzip::{self, DeflateWriter};
 use crate::render::html::{DomainView, ReportSummary};
-use crate::render::metrics::{self, DomainSamples};
+use crate::render::metrics::{self, PackedSamples};
 use flate2::Compression;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -45,8 +45,8 @@ pub struct Latest {
     pub started_at: i64,
     /// What the status page shows of the report.
     pub summary: ReportSummary,
-    /// Its metric lines.
-    pub samples: DomainSamples,
+    /// Its metric lines, packed.
+    pub samples: PackedSamples,
     /// The domain's state and its latest delegation change (shared with the domain's task).
     pub memory: Arc<DomainMemory>,
     /// The latest changes, oldest first (shared with the domain's task).
@@ -132,6 +132,7 @@ pub struct Store {
     domains: RwLock<BTreeMap<Domain, DomainEntry>>,
     generation: AtomicU64,
     dictionary: OnceLock<Arc<[u8]>>,
+    sample_dictionary: OnceLock<Arc<[u8]>>,
 }
 
 impl Store {
@@ -231,22 +232,6 @@ impl Store {
     }
 }
 
-/// The whole `/metrics` exposition, uncompressed: every domain's latest samples, then the
-/// exporter's own metrics.
-pub fn exposition(
-    store: &Store,
-    own: &crate::exporter::self_metrics::SelfMetrics,
-    format: metrics::Format,
-) -> String {
-    let (_, latest) = store.snapshot();
-    let size: usize = latest.iter().map(|l| l.samples.exposed_len()).sum();
-    let mut out = String::with_capacity(size + 16 * 1024);
-    // Writing into a String cannot fail.
-    let _ = metrics::write_domains(&mut out, format, latest.iter().map(|l| &l.samples));
-    own.encode(&mut out, format);
-    out
-}
-
 impl Store {
     /// What the store keeps of a finished probe: the report packed, its summary, its samples
     /// rendered with the domain's labels.
@@ -259,6 +244,25 @@ impl Store {
     ) -> Latest {
         let labels = metrics::domain_labels(config.domain.display(), &config.labels);
         let samples = metrics::render_domain(&report, &labels, config.interval, &memory);
+        let dictionary = match self.sample_dictionary.get() {
+            Some(dictionary) => dictionary.clone(),
+            None => {
+                if samples.len() >= SHORTEST_DICTIONARY / 4 {
+                    let _ = self
+                        .sample_dictionary
+                        .set(metrics::sample_dictionary(&samples));
+                }
+                Arc::from(Vec::new())
+            }
+        };
+        let samples = match PackedSamples::pack(samples, dictionary) {
+            Ok(samples) => samples,
+            Err(error) => {
+                // Deflating into memory cannot fail; export nothing for the domain if it did.
+                tracing::error!(%error, "packing metric lines failed");
+                PackedSamples::default()
+            }
+        };
         Latest {
             report: PackedReport::pack(&report, &self.dictionary),
             started_at: report.started_at,

@@ -173,8 +173,15 @@ async fn route(
                     }
                 }
             } else {
-                let out = super::store::exposition(&shared.store, &shared.metrics, format);
-                Response::new(Full::new(Bytes::from(out)))
+                match super::exposition::plain(shared, format).await {
+                    Ok(out) => Response::new(Full::new(Bytes::from(out))),
+                    Err(error) => {
+                        return text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &format!("rendering the metrics failed: {error}\n"),
+                        );
+                    }
+                }
             };
             response
                 .headers_mut()

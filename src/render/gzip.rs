@@ -141,6 +141,33 @@ impl io::Write for DeflateWriter {
     }
 }
 
+/// Decompresses a part that ends with a sync flush (no final block), e.g. the cached per-domain
+/// families: all of its input, which must end on a block boundary.
+pub fn inflate_flushed(bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let mut decompress = Decompress::new(false);
+    let mut out = Vec::with_capacity(bytes.len() * 8);
+    loop {
+        out.reserve(CHUNK);
+        let room = out.capacity() - out.len();
+        let before = out.len();
+        let consumed = usize::try_from(decompress.total_in()).unwrap_or(usize::MAX);
+        let input = bytes.get(consumed..).unwrap_or_default();
+        let status = decompress
+            .decompress_vec(input, &mut out, FlushDecompress::Sync)
+            .map_err(io::Error::other)?;
+        let all_read = decompress.total_in() == bytes.len() as u64;
+        if status == Status::StreamEnd || (all_read && out.len() - before < room) {
+            return Ok(out);
+        }
+        if out.len() == before && input.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated deflate stream",
+            ));
+        }
+    }
+}
+
 /// Decompresses a finished raw-deflate part made with `dictionary` (empty for none).
 pub fn inflate(bytes: &[u8], dictionary: &[u8]) -> io::Result<Vec<u8>> {
     let mut decompress = Decompress::new(false);
@@ -167,6 +194,24 @@ pub fn inflate(bytes: &[u8], dictionary: &[u8]) -> io::Result<Vec<u8>> {
                 "truncated deflate stream",
             ));
         }
+    }
+}
+
+/// Parts that each end with a sync flush, one after the other: a part that ends with a sync
+/// flush too.
+pub fn concat(parts: Vec<DeflatePart>) -> DeflatePart {
+    let mut crc = Crc::new();
+    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.bytes.len()).sum());
+    let mut input_len = 0;
+    for part in parts {
+        crc.combine(&part.crc);
+        bytes.extend_from_slice(&part.bytes);
+        input_len += part.input_len;
+    }
+    DeflatePart {
+        bytes,
+        crc,
+        input_len,
     }
 }
 
@@ -278,6 +323,24 @@ mod tests {
         assert_eq!(inflate(&without, b"").unwrap(), text);
         assert!(inflate(&with, b"").is_err() || inflate(&with, b"").unwrap() != text);
         assert!(inflate(&with[..with.len() / 2], dictionary).is_err());
+    }
+
+    #[test]
+    fn a_flushed_part_inflates_whole() {
+        let text: Vec<u8> = (0..50_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let first = part(&text, false);
+        assert_eq!(inflate_flushed(&first.bytes).unwrap(), text);
+        let joined = concat(vec![
+            part(b"a\n", false),
+            part(b"", false),
+            part(b"b\n", false),
+        ]);
+        assert_eq!(inflate_flushed(&joined.bytes).unwrap(), b"a\nb\n");
+        assert_eq!(joined.input_len, 4);
+        let body = member(&joined, &part(b"c\n", true));
+        assert_eq!(gunzip_single(&body), b"a\nb\nc\n");
     }
 
     #[test]
