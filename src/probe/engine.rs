@@ -110,7 +110,11 @@ impl Prober {
         let (lookup, ips) = match host.parse::<IpAddr>() {
             Ok(ip) => (None, vec![ip]),
             Err(_) => {
-                let lookup = self.dns.lookup_host(&host, ctx.phase()).await;
+                let cell = ctx.lookups.cell(&host);
+                let lookup = cell
+                    .get_or_init(|| self.dns.lookup_host(&host, ctx.phase()))
+                    .await
+                    .clone();
                 let ips = lookup.addresses.clone();
                 (Some(lookup), ips)
             }

@@ -9,6 +9,7 @@ mod shared;
 mod steps;
 
 use crate::model::address::MailAddress;
+use crate::model::facts::HostLookup;
 use crate::model::facts::{HopNext, MAX_HOPS, RedirectRefusal, StepTrace};
 use crate::model::report::{Discovery, ProbeReport, RedirectHop};
 use crate::model::step::{StepId, StepStatus, StepTarget};
@@ -22,6 +23,7 @@ use microsoft365::Microsoft365Client;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 /// Default budget of a whole probe.
@@ -76,6 +78,26 @@ struct StepContext {
     deadline: Instant,
     phase_timeout: Duration,
     hop_budget: usize,
+    lookups: Arc<HostLookups>,
+}
+
+/// The host lookups of one discovery, one per name: the steps run side by side and several ask
+/// for the same name (`autodiscover.D` for the POST and the http GET, Microsoft's host for the
+/// query and the POST), which a client's resolver cache answers once too.
+#[derive(Default)]
+struct HostLookups {
+    names: std::sync::Mutex<std::collections::HashMap<String, Arc<OnceCell<HostLookup>>>>,
+}
+
+impl HostLookups {
+    fn cell(&self, host: &str) -> Arc<OnceCell<HostLookup>> {
+        self.names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(host.to_ascii_lowercase())
+            .or_default()
+            .clone()
+    }
 }
 
 impl StepContext {
@@ -200,6 +222,7 @@ impl Prober {
         hop_budget: usize,
     ) -> Discovery {
         let base = self.microsoft365.base_url();
+        let lookups = Arc::new(HostLookups::default());
         let run = |step: StepId| {
             let ctx = StepContext {
                 address: address.clone(),
@@ -207,6 +230,7 @@ impl Prober {
                     .min(Instant::now() + options.step_timeout.min(LONGEST_BUDGET)),
                 phase_timeout: options.phase_timeout,
                 hop_budget,
+                lookups: lookups.clone(),
             };
             let enabled = options.steps.contains(&step);
             let base = base.clone();
