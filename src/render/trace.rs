@@ -175,7 +175,11 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
                 "no query slot in time (rate limit): last known answer reused ({} s old)",
                 query.age_seconds
             ),
-            QuerySource::Failed => "query failed".to_owned(),
+            QuerySource::Failed if query.answer.is_some() => format!(
+                "service unreachable: last known answer reused ({} s old)",
+                query.age_seconds
+            ),
+            QuerySource::Failed => "service unreachable".to_owned(),
         };
         let _ = writeln!(out, "   Microsoft 365 {answer}  [{source}]");
     }
