@@ -39,6 +39,7 @@ select,input,button{font:inherit;padding:.25em .4em;max-width:100%}\
 table{border-collapse:collapse;width:100%;background:#fff}\
 th,td{text-align:left;padding:.4em .5em;border-bottom:1px solid #e3e3e3;vertical-align:top;overflow-wrap:anywhere}\
 th{background:#f0f0f0;font-size:.9em}\
+td.name{min-width:11em}td.sev{white-space:nowrap}td.name a{overflow-wrap:normal;word-break:normal}td.cert{font-size:.92em}\
 .muted{color:#6b6b6b}.warn{color:#a15c00}.bad{color:#c62828}.good{color:#2e7d32}\
 .chip{display:inline-block;background:#eef;border-radius:.8em;padding:0 .5em;margin:.1em .2em .1em 0;font-size:.8em;color:#334}\
 .pager{margin:.8em 0;display:flex;gap:1em;flex-wrap:wrap}\
@@ -503,7 +504,7 @@ fn domain_row(body: &mut String, view: &DomainView<'_>, ctx: &PageContext<'_>) {
     let _ = writeln!(
         body,
         "<td data-label=\"Verdict\">{}</td><td data-label=\"What’s wrong\">{problem}</td>\
-         <td data-label=\"Endpoint\">{endpoint}</td><td data-label=\"Certificate\">{}</td>\
+         <td data-label=\"Endpoint\">{endpoint}</td><td data-label=\"Certificate\" class=\"cert\">{}</td>\
          <td data-label=\"Last changed\">{changed}</td><td data-label=\"Last probe\">{}</td></tr>",
         badge(Some(report.outcome)),
         expiry_cell(report),
@@ -525,7 +526,7 @@ pub fn problem_text(report: &ProbeReport) -> Option<String> {
     let step = match report.outcome {
         Outcome::CertificatePrompt => report.certificate_prompts.first().map(|s| s.as_str()),
         Outcome::RedirectPrompt => report.endpoint.as_ref().map(|e| e.step.as_str()),
-        Outcome::NotFound => Some("no step"),
+        Outcome::NotFound => None,
         Outcome::ProbeError => Some("DNS"),
         Outcome::Ok => None,
     };
@@ -693,7 +694,7 @@ pub fn domain_page(view: &DomainView<'_>, ctx: &PageContext<'_>) -> String {
             };
             let _ = write!(
                 body,
-                "<tr><td class=\"{class}\">{}</td><td><code>{}</code><br>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"{class} sev\">{}</td><td><code>{}</code><br>{}</td><td>{}</td></tr>",
                 finding.severity.as_str(),
                 escape(finding.code.as_str()),
                 escape(&finding.message),
