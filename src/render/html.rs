@@ -62,6 +62,10 @@ table.domains tr{border:1px solid #ddd;border-radius:.4em;margin:.5em 0;padding:
 table.domains td{border:0;padding:.15em 0}\
 table.domains td[data-label]::before{content:attr(data-label) ': ';color:#6b6b6b;font-size:.85em}\
 table.domains td.name{font-size:1.05em;font-weight:600}\
+table.findings thead{display:none}\
+table.findings,table.findings tbody,table.findings tr,table.findings td{display:block;width:100%}\
+table.findings tr{border:1px solid #ddd;border-radius:.4em;margin:.5em 0;padding:.3em .5em;background:#fff}\
+table.findings td{border:0;padding:.15em 0;overflow-wrap:break-word}\
 }";
 
 /// Percent-encodes a path segment or query value.
@@ -685,7 +689,7 @@ pub fn domain_page(view: &DomainView<'_>, ctx: &PageContext<'_>) -> String {
         );
     }
     if !report.findings.is_empty() {
-        body.push_str("<h2>Findings</h2><table><thead><tr><th>Severity</th><th>Finding</th><th>How to fix</th></tr></thead><tbody>");
+        body.push_str("<h2>Findings</h2><table class=\"findings\"><thead><tr><th>Severity</th><th>Finding</th><th>How to fix</th></tr></thead><tbody>");
         for finding in &report.findings {
             let class = match finding.severity {
                 Severity::Error => "bad",
