@@ -1018,6 +1018,51 @@ mod tests {
     }
 
     #[test]
+    fn pages_hold_200_domains_and_link_to_the_next_with_the_filters() {
+        let domains: Vec<Domain> = (0..450)
+            .map(|i| Domain::parse(&format!("d{i:03}.example")).unwrap())
+            .collect();
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            "customer".to_owned(),
+            "<script>alert(1)</script>".to_owned(),
+        );
+        let views: Vec<DomainView<'_>> = domains
+            .iter()
+            .map(|domain| DomainView {
+                domain,
+                labels: &labels,
+                report: None,
+                memory: None,
+                timeline: &[],
+            })
+            .collect();
+        let ctx = PageContext {
+            now: 0,
+            base: "",
+            reload_failure: None,
+        };
+        let query = StatusQuery::parse(&pairs("verdict=pending"));
+        let first = status_page(&views, &query, &ctx);
+        assert_eq!(first.matches("<tr><td class=\"name\">").count(), PAGE_SIZE);
+        assert!(first.contains("showing 1–200 (page 1 of 3)"));
+        assert!(first.contains("href=\"/?verdict=pending&amp;page=2\">next →</a>"));
+        assert!(!first.contains("<script>"), "labels are escaped");
+        assert!(first.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let last = status_page(
+            &views,
+            &StatusQuery::parse(&pairs("verdict=pending&page=3")),
+            &ctx,
+        );
+        assert_eq!(last.matches("<tr><td class=\"name\">").count(), 50);
+        assert!(last.contains("← previous"));
+        assert!(last.contains("d449.example"));
+        assert!(last.contains("content=\"60; url=/?verdict=pending&amp;page=3\""));
+        let none = status_page(&views, &StatusQuery::parse(&pairs("verdict=ok")), &ctx);
+        assert!(none.contains("0 of 450 domains match"));
+    }
+
+    #[test]
     fn datetimes_are_utc() {
         assert_eq!(datetime(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(datetime(1_767_225_600 + 3723), "2026-01-01 01:02:03 UTC");
