@@ -203,7 +203,7 @@ def run(args):
             report(ranks == sorted(ranks), f"status page at {size}: worst verdict first", f"{verdicts}")
             b.open(f"{base}/domains/{urllib.parse.quote(changed)}")
             overflow_check(b, f"domain page of {changed}", size)
-            b.screenshot(os.path.join(args.out, f"domain-{name}.png"), full_page=(name == "desktop"))
+            b.screenshot(os.path.join(args.out, f"domain-{name}.png"), full_page=True)
 
         b.viewport(1400, 900)
         # The verdict filter, chosen in the page's own form and submitted (no script on the page).
