@@ -167,6 +167,13 @@ async fn reload_adds_removes_and_keeps_the_old_config_on_errors() {
         kept.contains("domain=\"companyc.example\""),
         "running config was dropped"
     );
+    // The pages say so until a reload succeeds.
+    let page = request(running.address, "GET", "/", &[]).await.body;
+    assert!(
+        page.contains("<div class=\"banner\" role=\"alert\"><strong>The last configuration reload failed</strong>"),
+        "no banner after a failed reload"
+    );
+    assert!(page.contains("config"), "the banner names the error");
     assert_eq!(
         request(running.address, "GET", "/-/reload", &[])
             .await

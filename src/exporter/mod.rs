@@ -170,7 +170,8 @@ impl Exporter {
         let prober = factory(&config)?;
         let shard = options.shard;
         let history = open_history(&config, &options);
-        let metrics = SelfMetrics::new();
+        let mut metrics = SelfMetrics::new();
+        metrics.set_external_url(options.external_url.trim_end_matches('/'));
         metrics.watch_history(history.clone());
         let shared = Arc::new(Shared {
             store: Store::default(),

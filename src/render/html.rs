@@ -39,6 +39,7 @@ select,input,button{font:inherit;padding:.25em .4em;max-width:100%}\
 table{border-collapse:collapse;width:100%;background:#fff}\
 th,td{text-align:left;padding:.4em .5em;border-bottom:1px solid #e3e3e3;vertical-align:top;overflow-wrap:anywhere}\
 th{background:#f0f0f0;font-size:.9em}\
+td.name{min-width:11em}td.sev{white-space:nowrap}td.name a{overflow-wrap:normal;word-break:normal}td.cert{font-size:.92em}\
 .muted{color:#6b6b6b}.warn{color:#a15c00}.bad{color:#c62828}.good{color:#2e7d32}\
 .chip{display:inline-block;background:#eef;border-radius:.8em;padding:0 .5em;margin:.1em .2em .1em 0;font-size:.8em;color:#334}\
 .pager{margin:.8em 0;display:flex;gap:1em;flex-wrap:wrap}\
@@ -61,6 +62,10 @@ table.domains tr{border:1px solid #ddd;border-radius:.4em;margin:.5em 0;padding:
 table.domains td{border:0;padding:.15em 0}\
 table.domains td[data-label]::before{content:attr(data-label) ': ';color:#6b6b6b;font-size:.85em}\
 table.domains td.name{font-size:1.05em;font-weight:600}\
+table.findings thead{display:none}\
+table.findings,table.findings tbody,table.findings tr,table.findings td{display:block;width:100%}\
+table.findings tr{border:1px solid #ddd;border-radius:.4em;margin:.5em 0;padding:.3em .5em;background:#fff}\
+table.findings td{border:0;padding:.15em 0;overflow-wrap:break-word}\
 }";
 
 /// Percent-encodes a path segment or query value.
@@ -503,7 +508,7 @@ fn domain_row(body: &mut String, view: &DomainView<'_>, ctx: &PageContext<'_>) {
     let _ = writeln!(
         body,
         "<td data-label=\"Verdict\">{}</td><td data-label=\"What’s wrong\">{problem}</td>\
-         <td data-label=\"Endpoint\">{endpoint}</td><td data-label=\"Certificate\">{}</td>\
+         <td data-label=\"Endpoint\">{endpoint}</td><td data-label=\"Certificate\" class=\"cert\">{}</td>\
          <td data-label=\"Last changed\">{changed}</td><td data-label=\"Last probe\">{}</td></tr>",
         badge(Some(report.outcome)),
         expiry_cell(report),
@@ -525,7 +530,7 @@ pub fn problem_text(report: &ProbeReport) -> Option<String> {
     let step = match report.outcome {
         Outcome::CertificatePrompt => report.certificate_prompts.first().map(|s| s.as_str()),
         Outcome::RedirectPrompt => report.endpoint.as_ref().map(|e| e.step.as_str()),
-        Outcome::NotFound => Some("no step"),
+        Outcome::NotFound => None,
         Outcome::ProbeError => Some("DNS"),
         Outcome::Ok => None,
     };
@@ -684,7 +689,7 @@ pub fn domain_page(view: &DomainView<'_>, ctx: &PageContext<'_>) -> String {
         );
     }
     if !report.findings.is_empty() {
-        body.push_str("<h2>Findings</h2><table><thead><tr><th>Severity</th><th>Finding</th><th>How to fix</th></tr></thead><tbody>");
+        body.push_str("<h2>Findings</h2><table class=\"findings\"><thead><tr><th>Severity</th><th>Finding</th><th>How to fix</th></tr></thead><tbody>");
         for finding in &report.findings {
             let class = match finding.severity {
                 Severity::Error => "bad",
@@ -693,7 +698,7 @@ pub fn domain_page(view: &DomainView<'_>, ctx: &PageContext<'_>) -> String {
             };
             let _ = write!(
                 body,
-                "<tr><td class=\"{class}\">{}</td><td><code>{}</code><br>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"{class} sev\">{}</td><td><code>{}</code><br>{}</td><td>{}</td></tr>",
                 finding.severity.as_str(),
                 escape(finding.code.as_str()),
                 escape(&finding.message),
@@ -1010,6 +1015,51 @@ mod tests {
         assert_eq!(query.to_query(1, Some(None)), "?q=acme&customer=Company+B");
         assert_eq!(StatusQuery::parse(&pairs("page=0")).page, 1);
         assert_eq!(StatusQuery::parse(&pairs("page=x")).page, 1);
+    }
+
+    #[test]
+    fn pages_hold_200_domains_and_link_to_the_next_with_the_filters() {
+        let domains: Vec<Domain> = (0..450)
+            .map(|i| Domain::parse(&format!("d{i:03}.example")).unwrap())
+            .collect();
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            "customer".to_owned(),
+            "<script>alert(1)</script>".to_owned(),
+        );
+        let views: Vec<DomainView<'_>> = domains
+            .iter()
+            .map(|domain| DomainView {
+                domain,
+                labels: &labels,
+                report: None,
+                memory: None,
+                timeline: &[],
+            })
+            .collect();
+        let ctx = PageContext {
+            now: 0,
+            base: "",
+            reload_failure: None,
+        };
+        let query = StatusQuery::parse(&pairs("verdict=pending"));
+        let first = status_page(&views, &query, &ctx);
+        assert_eq!(first.matches("<tr><td class=\"name\">").count(), PAGE_SIZE);
+        assert!(first.contains("showing 1–200 (page 1 of 3)"));
+        assert!(first.contains("href=\"/?verdict=pending&amp;page=2\">next →</a>"));
+        assert!(!first.contains("<script>"), "labels are escaped");
+        assert!(first.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let last = status_page(
+            &views,
+            &StatusQuery::parse(&pairs("verdict=pending&page=3")),
+            &ctx,
+        );
+        assert_eq!(last.matches("<tr><td class=\"name\">").count(), 50);
+        assert!(last.contains("← previous"));
+        assert!(last.contains("d449.example"));
+        assert!(last.contains("content=\"60; url=/?verdict=pending&amp;page=3\""));
+        let none = status_page(&views, &StatusQuery::parse(&pairs("verdict=ok")), &ctx);
+        assert!(none.contains("0 of 450 domains match"));
     }
 
     #[test]
