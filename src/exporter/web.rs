@@ -184,7 +184,8 @@ async fn route(
                         .and_then(|e| e.latest)
                         .map(|l| l.memory.clone())
                         .unwrap_or_default();
-                    let latest = super::store::render(&config, report, memory, Vec::new());
+                    let latest =
+                        super::store::render_with_history(&config, report, memory, Vec::new());
                     let format = Format::negotiate(accept.as_deref());
                     let mut out = String::new();
                     metrics::write_domains(&mut out, format, std::iter::once(&latest.samples));
