@@ -221,7 +221,10 @@ async fn route(
                 base: &shared.external_url,
                 reload_failure: reload_failure.as_ref(),
             };
-            html_response(html::status_page(&views, &status_query, &ctx))
+            html_response(
+                html::status_page(&views, &status_query, &ctx),
+                &shared.external_url,
+            )
         }
         (method, p) if p.starts_with("/domains/") => {
             let rest = &p["/domains/".len()..];
@@ -282,7 +285,7 @@ async fn route(
                 base: &shared.external_url,
                 reload_failure: reload_failure.as_ref(),
             };
-            html_response(html::domain_page(&entry.view(), &ctx))
+            html_response(html::domain_page(&entry.view(), &ctx), &shared.external_url)
         }
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
@@ -404,11 +407,17 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-fn html_response(body: String) -> Response<Full<Bytes>> {
-    with_type(
+fn html_response(body: String, external_url: &str) -> Response<Full<Bytes>> {
+    let mut response = with_type(
         Response::new(Full::new(Bytes::from(body))),
         "text/html; charset=utf-8",
-    )
+    );
+    if let Ok(policy) = HeaderValue::from_str(&html::content_security_policy(external_url)) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
 }
 
 fn with_type(
