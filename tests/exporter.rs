@@ -281,6 +281,11 @@ async fn status_page_and_domain_traces() {
             .starts_with("text/html")
     );
     assert!(page.body.starts_with("<!DOCTYPE html>"));
+    let policy = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{policy}"
+    );
     for needle in [
         "<a href=\"/domains/companyb.example\">companyb.example</a>",
         "class=\"v certificate_prompt\"",

@@ -195,6 +195,10 @@ def run(args):
             b.open(f"{base}/")
             overflow_check(b, "status page", size)
             b.screenshot(os.path.join(args.out, f"status-{name}.png"))
+            if name == "desktop":
+                # The page's own <style> block applies under its Content-Security-Policy (a hash).
+                report(b.eval("getComputedStyle(document.body).maxWidth") == "1500px",
+                       "the status page's style applies under its Content-Security-Policy")
             rows = b.eval(f"{ROWS}.length")
             report(rows > 0, f"status page at {size} lists domains ({rows})")
             verdicts = b.eval(f"{ROWS}.map(r => r.querySelector('.v').textContent)")

@@ -101,7 +101,7 @@ async fn serve_demo(args: &DemoArgs, prober: Prober) -> Result<(), String> {
         history: HistoryLocation::Memory,
         external_url: args.external_url.clone(),
     };
-    let exporter = Exporter::start(ConfigSource::Fixed(Box::new(config)), factory, options)?;
+    let exporter = Exporter::start_with(ConfigSource::Fixed(Box::new(config)), factory, options)?;
     let listener = bind(address).await?;
     let port = listener
         .local_addr()

@@ -76,7 +76,7 @@ impl Store {
                 if old.config.labels == config.labels && old.config.interval == config.interval {
                     Some(latest)
                 } else {
-                    Some(Arc::new(render(
+                    Some(Arc::new(render_with_history(
                         config,
                         latest.report.clone(),
                         latest.memory.clone(),
@@ -96,14 +96,19 @@ impl Store {
     }
 
     /// Records a finished probe, unless the domain was removed (or reconfigured) meanwhile.
-    pub fn record(
+    pub fn record(&self, config: &Arc<DomainConfig>, report: ProbeReport) {
+        self.record_with_history(config, report, DomainMemory::default(), Vec::new());
+    }
+
+    /// Records a finished probe with what the history knows of the domain.
+    pub fn record_with_history(
         &self,
         config: &Arc<DomainConfig>,
         report: ProbeReport,
         memory: DomainMemory,
         timeline: Vec<Change>,
     ) {
-        let latest = Arc::new(render(config, report, memory, timeline));
+        let latest = Arc::new(render_with_history(config, report, memory, timeline));
         let mut map = self.write();
         if let Some(entry) = map.get_mut(&config.domain)
             && Arc::ptr_eq(&entry.config, config)
@@ -155,15 +160,20 @@ pub fn exposition(
     out
 }
 
-/// Renders a report's samples with the domain's labels.
-pub fn render(
+/// Renders a report's samples with the domain's labels (no history).
+pub fn render(config: &DomainConfig, report: ProbeReport) -> Latest {
+    render_with_history(config, report, DomainMemory::default(), Vec::new())
+}
+
+/// Renders a report's samples with the domain's labels and what the history knows of it.
+pub fn render_with_history(
     config: &DomainConfig,
     report: ProbeReport,
     memory: DomainMemory,
     timeline: Vec<Change>,
 ) -> Latest {
     let labels = metrics::domain_labels(config.domain.display(), &config.labels);
-    let samples = metrics::render_domain(&report, &labels, config.interval, &memory);
+    let samples = metrics::render_domain_with_history(&report, &labels, config.interval, &memory);
     Latest {
         report,
         samples,

@@ -183,7 +183,8 @@ async fn route(
                         .and_then(|e| e.latest)
                         .map(|l| l.memory.clone())
                         .unwrap_or_default();
-                    let latest = super::store::render(&config, report, memory, Vec::new());
+                    let latest =
+                        super::store::render_with_history(&config, report, memory, Vec::new());
                     let format = Format::negotiate(accept.as_deref());
                     let mut out = String::new();
                     metrics::write_domains(&mut out, format, std::iter::once(&latest.samples));
@@ -219,7 +220,10 @@ async fn route(
                 base: &shared.external_url,
                 reload_failure: reload_failure.as_ref(),
             };
-            html_response(html::status_page(&views, &status_query, &ctx))
+            html_response(
+                html::status_page(&views, &status_query, &ctx),
+                &shared.external_url,
+            )
         }
         (method, p) if p.starts_with("/domains/") => {
             let rest = &p["/domains/".len()..];
@@ -280,7 +284,7 @@ async fn route(
                 base: &shared.external_url,
                 reload_failure: reload_failure.as_ref(),
             };
-            html_response(html::domain_page(&entry.view(), &ctx))
+            html_response(html::domain_page(&entry.view(), &ctx), &shared.external_url)
         }
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
@@ -420,11 +424,17 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-fn html_response(body: String) -> Response<Full<Bytes>> {
-    with_type(
+fn html_response(body: String, external_url: &str) -> Response<Full<Bytes>> {
+    let mut response = with_type(
         Response::new(Full::new(Bytes::from(body))),
         "text/html; charset=utf-8",
-    )
+    );
+    if let Ok(policy) = HeaderValue::from_str(&html::content_security_policy(external_url)) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
 }
 
 fn with_type(

@@ -68,6 +68,25 @@ table.findings tr{border:1px solid #ddd;border-radius:.4em;margin:.5em 0;padding
 table.findings td{border:0;padding:.15em 0;overflow-wrap:break-word}\
 }";
 
+/// The Content-Security-Policy the pages are served with: nothing but their own `<style>`
+/// block (by its hash), forms posting to `form_target` (`'self'`, plus the external URL's
+/// origin when links point there), no scripts, no frames, no external assets.
+pub fn content_security_policy(external_url: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE));
+    let origin = url::Url::parse(external_url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; form-action 'self'{origin}; \
+         base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
 /// Percent-encodes a path segment or query value.
 pub fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
@@ -1060,6 +1079,16 @@ mod tests {
         assert!(last.contains("content=\"60; url=/?verdict=pending&amp;page=3\""));
         let none = status_page(&views, &StatusQuery::parse(&pairs("verdict=ok")), &ctx);
         assert!(none.contains("0 of 450 domains match"));
+    }
+
+    #[test]
+    fn the_policy_allows_only_the_pages_own_style() {
+        let policy = content_security_policy("");
+        assert!(policy.starts_with("default-src 'none'; style-src 'sha256-"));
+        assert!(policy.contains("form-action 'self'; "));
+        assert!(!policy.contains("script-src"));
+        let behind_proxy = content_security_policy("https://monitor.example.net/autodiscover");
+        assert!(behind_proxy.contains("form-action 'self' https://monitor.example.net; "));
     }
 
     #[test]

@@ -240,8 +240,13 @@ pub fn domain_labels(domain: &str, labels: &BTreeMap<String, String>) -> String 
     out
 }
 
+/// Renders a domain's sample lines (no history: no delegation change time).
+pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration) -> DomainSamples {
+    render_domain_with_history(report, base_labels, interval, &DomainMemory::default())
+}
+
 /// Renders a domain's sample lines; `memory` is what the history knows of the domain.
-pub fn render_domain(
+pub fn render_domain_with_history(
     report: &ProbeReport,
     base_labels: &str,
     interval: Duration,

@@ -78,7 +78,7 @@ impl RunningExporter {
         let world = scenarios::world().unwrap().start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-        let exporter = Exporter::start(source, factory, options).unwrap();
+        let exporter = Exporter::start_with(source, factory, options).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
