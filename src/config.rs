@@ -4,6 +4,7 @@ use crate::diagnose::Expectations;
 use crate::model::address::{Domain, MailAddress, NameError, ProbeTarget};
 use crate::model::step::StepId;
 use crate::net::dns::DnsProtocol;
+use crate::probe::credentials::{Credentials, CredentialsPolicy};
 use crate::probe::microsoft365::Microsoft365Settings;
 use crate::probe::{self as probe_defaults, ProbeOptions};
 use serde::Deserialize;
@@ -122,6 +123,9 @@ pub struct Defaults {
     /// Steps Outlook may use.
     #[serde(default = "all_steps")]
     pub steps: Vec<StepId>,
+    /// Probe credentials (YAML with `username` and `password`) for domains without their own.
+    #[serde(default)]
+    pub credentials_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for Defaults {
@@ -133,6 +137,7 @@ impl Default for Defaults {
             phase_timeout: default_phase_timeout(),
             local_part: default_local_part(),
             steps: all_steps(),
+            credentials_file: None,
         }
     }
 }
@@ -256,6 +261,10 @@ struct RawDomain {
     interval: Option<Duration>,
     #[serde(default)]
     expect: Option<Expectations>,
+    #[serde(default)]
+    credentials_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    credentials_hosts: Option<Spanned<Vec<String>>>,
 }
 
 fn default_interval() -> Duration {
@@ -306,14 +315,20 @@ impl Config {
             column: 0,
             message: format!("cannot read the file: {e}"),
         })?;
-        Self::parse(&text).map_err(|mut e| {
+        Self::parse_in(&text, path.parent()).map_err(|mut e| {
             e.path = Some(path.to_owned());
             e
         })
     }
 
-    /// Parses and validates YAML text.
+    /// Parses and validates YAML text; relative credentials files are relative to the
+    /// working directory.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_in(text, None)
+    }
+
+    /// Parses and validates YAML text; relative credentials files are relative to `base`.
+    pub fn parse_in(text: &str, base: Option<&Path>) -> Result<Self, ConfigError> {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig {
                 defaults: Defaults::default(),
@@ -335,7 +350,7 @@ impl Config {
                 }
             })?
         };
-        validate(raw)
+        validate(raw, base)
     }
 
     /// The domain entry for `domain`, if configured.
@@ -350,7 +365,18 @@ impl Config {
             step_timeout: self.defaults.step_timeout,
             phase_timeout: self.defaults.phase_timeout,
             steps: self.defaults.steps.clone(),
+            credentials: self.default_credentials(),
         }
+    }
+
+    fn default_credentials(&self) -> Option<CredentialsPolicy> {
+        self.defaults
+            .credentials_file
+            .as_ref()
+            .map(|file| CredentialsPolicy {
+                file: file.value.clone(),
+                hosts: Vec::new(),
+            })
     }
 
     /// The probe address for a target: the address itself, the configured address of a
@@ -390,8 +416,11 @@ fn at(location: &Location, message: String) -> ConfigError {
     }
 }
 
-fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-    let defaults = raw.defaults;
+fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
+    let mut defaults = raw.defaults;
+    if let Some(file) = defaults.credentials_file.as_mut() {
+        file.value = credentials_path(file, base)?;
+    }
     let nowhere = Location::UNKNOWN;
     for (name, value) in [
         ("defaults.interval", defaults.interval),
@@ -460,6 +489,18 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 format!("interval of {domain} must be greater than zero"),
             ));
         }
+        let credentials_file = match &entry.credentials_file {
+            Some(file) => Some(credentials_path(file, base)?),
+            None => defaults.credentials_file.as_ref().map(|f| f.value.clone()),
+        };
+        let mut credentials_hosts = Vec::new();
+        if let Some(hosts) = &entry.credentials_hosts {
+            for host in &hosts.value {
+                let parsed = Domain::parse(host)
+                    .map_err(|e| at(&hosts.referenced, format!("credentials_hosts: {e}")))?;
+                credentials_hosts.push(parsed.ascii().to_owned());
+            }
+        }
         domains.push(DomainConfig {
             address,
             labels,
@@ -469,6 +510,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 step_timeout: defaults.step_timeout,
                 phase_timeout: defaults.phase_timeout,
                 steps: entry.steps.unwrap_or_else(|| defaults.steps.clone()),
+                credentials: credentials_file.map(|file| CredentialsPolicy {
+                    file,
+                    hosts: credentials_hosts,
+                }),
             },
             expect: entry.expect.unwrap_or_default(),
             domain,
@@ -483,6 +528,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         microsoft365,
         domains,
     })
+}
+
+/// Resolves a credentials file against the configuration's directory and checks that it can
+/// be used (mode 0600, `username` and `password`). The credentials are dropped (and wiped)
+/// right away: probes read the file again when they need it, so a changed password needs no
+/// reload.
+fn credentials_path(file: &Spanned<PathBuf>, base: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let path = match base {
+        Some(base) if file.value.is_relative() => base.join(&file.value),
+        _ => file.value.clone(),
+    };
+    Credentials::load(&path).map_err(|e| at(&file.referenced, e.to_string()))?;
+    Ok(path)
 }
 
 fn validate_microsoft365(
@@ -630,6 +688,55 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         let e = error("defaults:\n  interval: soon\n");
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn credentials_files_are_checked_at_load_and_never_quoted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("autodiscover-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yml");
+        std::fs::write(&good, "username: probe\npassword: hunter2\n").unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let open = dir.join("open.yml");
+        std::fs::write(&open, "username: probe\npassword: hunter2\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+        let config = Config::parse_in(
+            "defaults:\n  credentials_file: good.yml\ndomains:\n  - domain: a.example\n  - domain: b.example\n    credentials_hosts: [Mail.Provider.example]\n",
+            Some(&dir),
+        )
+        .unwrap();
+        let policy = config.domains[1].probe.credentials.as_ref().unwrap();
+        assert_eq!(policy.file, good);
+        assert_eq!(policy.hosts, ["mail.provider.example"]);
+        assert!(config.domains[0].probe.credentials.is_some());
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        let e = Config::parse_in(
+            "domains:\n  - domain: a.example\n    credentials_file: open.yml\n",
+            Some(&dir),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("chmod 600"), "{e}");
+        assert!(!e.message.contains("hunter2"), "{e}");
+        let e = Config::parse_in(
+            "defaults:\n  credentials_file: /nonexistent/x.yml\n",
+            Some(&dir),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("cannot read the credentials file"),
+            "{e}"
+        );
+        assert!(
+            Config::parse("")
+                .unwrap()
+                .ad_hoc_options()
+                .credentials
+                .is_none()
+        );
     }
 
     #[test]

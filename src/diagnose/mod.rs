@@ -6,7 +6,9 @@ use crate::model::facts::{
 use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, FindingCode, Severity, date};
 use crate::model::pox::PoxResponse;
 use crate::model::report::ProbeReport;
+use crate::model::settings::{CredentialsResult, ServiceCheck, ServiceKind, ServiceStatus};
 use crate::model::step::{Outcome, StepId, StepStatus};
+use crate::protocol::settings::internal_reason;
 use crate::protocol::srv;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -48,6 +50,10 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
         }
     }
     explain_srv(&mut out, report);
+    explain_credentials(&mut out, report);
+    for check in &report.services {
+        explain_service(&mut out, check);
+    }
     explain_verdict(&mut out, report);
     explain_expectations(&mut out, report, expect);
     out.finish()
@@ -596,5 +602,271 @@ fn explain_expectations(out: &mut Findings, report: &ProbeReport, expect: &Expec
              `expect.endpoint_step`."
                 .into(),
         );
+    }
+}
+
+fn explain_credentials(out: &mut Findings, report: &ProbeReport) {
+    let Some(used) = &report.credentials else {
+        return;
+    };
+    match &used.result {
+        CredentialsResult::Sent { exchange, .. } if exchange.status == Some(401) => {
+            let schemes = exchange.auth_schemes();
+            let note = if !schemes.is_empty()
+                && !schemes.iter().any(|s| s.eq_ignore_ascii_case("basic"))
+            {
+                format!(
+                    " The server offers only {}; the probe authenticates with Basic.",
+                    schemes.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            out.push(
+                Severity::Warning,
+                FindingCode::CredentialsRejected,
+                format!(
+                    "{} answered 401 to the probe's credentials: the password is wrong or expired, \
+                     the account is locked or disabled, or Basic authentication is off.{note} \
+                     Without settings, the servers Outlook connects to next are not checked.",
+                    used.url
+                ),
+                format!(
+                    "Test the account from the credentials file (curl -u USER -X POST {}); on \
+                     Exchange, allow Basic on the Autodiscover virtual directory \
+                     (Set-AutodiscoverVirtualDirectory -BasicAuthentication $true) or give the \
+                     probe an account that may use it.",
+                    used.url
+                ),
+            );
+        }
+        CredentialsResult::NotSent { reason } if report.settings.is_none() => {
+            out.push(
+                Severity::Info,
+                FindingCode::CredentialsNotSent,
+                format!("The credentials were not sent to {}: {reason}.", used.url),
+                "Credentials only go over TLS to an endpoint without a certificate alert; behind a \
+                 redirect (HTTP redirect, SRV record, redirectUrl, redirectAddr, Microsoft 365), \
+                 only to a host listed in the domain's credentials_hosts."
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn explain_service(out: &mut Findings, check: &ServiceCheck) {
+    let target = &check.target;
+    let host = &target.host;
+    let service = target.service;
+    let place = match &target.url {
+        Some(url) => url.clone(),
+        None => format!("{host}:{} ({})", target.port, target.protocol),
+    };
+    let named = target.named_by.join(", ");
+    if target.external {
+        let resolved: Vec<std::net::IpAddr> = check
+            .lookup
+            .as_ref()
+            .map(|l| l.addresses.clone())
+            .unwrap_or_default();
+        if let Some(reason) = internal_reason(host, &resolved) {
+            out.push(
+                Severity::Warning,
+                FindingCode::SettingsInternalName,
+                format!(
+                    "The settings send Outlook outside the company network to {place} ({named}), \
+                     but {reason}: clients outside cannot reach it, and no public CA certifies \
+                     such a name."
+                ),
+                format!(
+                    "Announce a public name on the certificate for external use: {} and publish it \
+                     in public DNS (split DNS keeps it internal inside).",
+                    fix_command(service, "mail.example.com")
+                ),
+            );
+        }
+    }
+    let leaf = check.addresses.iter().find_map(|a| {
+        let tls = a.tls.as_ref()?;
+        Some((a.address, tls.leaf()?, tls.verdict.as_ref()?))
+    });
+    if check.status.is_certificate_prompt() {
+        let (what, name) = match leaf {
+            Some((address, leaf, verdict)) => {
+                let names = if leaf.dns_names.is_empty() {
+                    format!("no DNS names (subject {})", leaf.subject)
+                } else {
+                    leaf.dns_names.join(", ")
+                };
+                let what = if !verdict.name_matches {
+                    format!(
+                        "the certificate ({}) lists {names}, not {host}",
+                        address.ip()
+                    )
+                } else if !verdict.trusted {
+                    format!(
+                        "the certificate ({}) is not trusted ({})",
+                        address.ip(),
+                        if leaf.self_signed {
+                            "self-signed".to_owned()
+                        } else {
+                            format!("issued by {}", leaf.issuer)
+                        }
+                    )
+                } else if verdict.validity == Validity::Expired {
+                    format!(
+                        "the certificate ({}) expired on {}",
+                        address.ip(),
+                        date(leaf.not_after)
+                    )
+                } else {
+                    format!(
+                        "the certificate ({}) is valid only from {}",
+                        address.ip(),
+                        date(leaf.not_before)
+                    )
+                };
+                (what, leaf.dns_names.first().cloned())
+            }
+            None => (check.status.describe().to_owned(), None),
+        };
+        let example = name.unwrap_or_else(|| "a name on the certificate".to_owned());
+        let hint = if check.status == ServiceStatus::CertNameMismatch {
+            format!(
+                "Add {host} to the certificate served there, or announce a name the certificate \
+                 covers: {}. {}",
+                fix_command(service, &example),
+                provider_note(service, host)
+            )
+        } else {
+            format!(
+                "Install a current certificate from a public CA for {host} on every server behind \
+                 it ({}). {}",
+                bind_command(service),
+                provider_note(service, host)
+            )
+        };
+        out.push(
+            Severity::Error,
+            FindingCode::ServiceCertificatePrompt,
+            format!(
+                "Outlook connects to the {} at {place} (named by {named} in the Autodiscover \
+                 settings) and shows a certificate security alert: {what}.",
+                service.title()
+            ),
+            hint,
+        );
+    } else if check.status != ServiceStatus::Ok && target.external {
+        let detail = check
+            .addresses
+            .iter()
+            .find_map(|a| a.detail.clone())
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        out.push(
+            Severity::Warning,
+            FindingCode::ServiceUnavailable,
+            format!(
+                "The {} at {place} (named by {named}) cannot be used: {}{detail}.",
+                service.title(),
+                check.status.describe()
+            ),
+            match check.status {
+                ServiceStatus::StarttlsFailed => format!(
+                    "Enable STARTTLS on {host}:{} or announce the implicit-TLS port (IMAP 993, \
+                     POP3 995, SMTP 465) in the settings.",
+                    target.port
+                ),
+                ServiceStatus::DnsNoRecord | ServiceStatus::DnsError => {
+                    format!("Publish {host} in public DNS or announce a name that resolves.")
+                }
+                _ => format!(
+                    "Check that {host}:{} is open and served by the right service.",
+                    target.port
+                ),
+            },
+        );
+    }
+    if let Some((address, leaf, verdict)) = leaf
+        && verdict.validity == Validity::Valid
+        && leaf.parse_error.is_none()
+        && leaf.days_to_expiry <= EXPIRY_WARNING_DAYS
+    {
+        out.push(
+            Severity::Warning,
+            FindingCode::CertificateExpiring,
+            format!(
+                "The certificate of {host}:{} ({} {}, {}) expires in {} days ({}).",
+                target.port,
+                service,
+                target.protocol,
+                address.ip(),
+                leaf.days_to_expiry.floor(),
+                date(leaf.not_after)
+            ),
+            format!(
+                "Renew it before {} and bind the new one on every server behind {host} ({}).",
+                date(leaf.not_after),
+                bind_command(service)
+            ),
+        );
+    }
+}
+
+/// The Exchange command that changes the name a service is announced with.
+fn fix_command(service: ServiceKind, name: &str) -> String {
+    match service {
+        ServiceKind::Ews | ServiceKind::Oof => format!(
+            "Set-WebServicesVirtualDirectory -Identity \"SERVER\\EWS (Default Web Site)\" \
+             -ExternalUrl https://{name}/EWS/Exchange.asmx"
+        ),
+        ServiceKind::Oab => format!(
+            "Set-OabVirtualDirectory -Identity \"SERVER\\OAB (Default Web Site)\" -ExternalUrl \
+             https://{name}/OAB"
+        ),
+        ServiceKind::Ecp => format!(
+            "Set-EcpVirtualDirectory -Identity \"SERVER\\ecp (Default Web Site)\" -ExternalUrl \
+             https://{name}/ecp"
+        ),
+        ServiceKind::Mapi => format!(
+            "Set-MapiVirtualDirectory -Identity \"SERVER\\mapi (Default Web Site)\" -ExternalUrl \
+             https://{name}/mapi"
+        ),
+        ServiceKind::Rpc => format!(
+            "Set-OutlookAnywhere -Identity \"SERVER\\Rpc (Default Web Site)\" -ExternalHostname \
+             {name}"
+        ),
+        ServiceKind::Imap => {
+            format!("Set-ImapSettings -ExternalConnectionSettings \"{name}:993:SSL\"")
+        }
+        ServiceKind::Pop3 => {
+            format!("Set-PopSettings -ExternalConnectionSettings \"{name}:995:SSL\"")
+        }
+        ServiceKind::Smtp => format!(
+            "Set-ReceiveConnector \"SERVER\\Client Frontend SERVER\" -Fqdn {name} (and the SMTP \
+             server name in the Autodiscover settings)"
+        ),
+    }
+}
+
+/// The Exchange command that binds a certificate to the service.
+fn bind_command(service: ServiceKind) -> &'static str {
+    match service {
+        ServiceKind::Imap => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services IMAP",
+        ServiceKind::Pop3 => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services POP",
+        ServiceKind::Smtp => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services SMTP",
+        _ => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services IIS",
+    }
+}
+
+fn provider_note(service: ServiceKind, host: &str) -> String {
+    if service.is_https() {
+        format!("If {host} is run by a hosting provider, the certificate is theirs to fix.")
+    } else {
+        format!(
+            "If a hosting provider runs {host}, ask them for a certificate that covers it, or \
+             announce the server name their certificate lists."
+        )
     }
 }

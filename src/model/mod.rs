@@ -6,4 +6,5 @@ pub mod facts;
 pub mod finding;
 pub mod pox;
 pub mod report;
+pub mod settings;
 pub mod step;

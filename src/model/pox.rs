@@ -1,5 +1,6 @@
 //! What an Autodiscover server answered to the POX request, as data.
 
+use super::settings::Settings;
 use serde::{Deserialize, Serialize};
 
 /// What an Autodiscover server said, once its body is read.
@@ -8,11 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum PoxResponse {
     /// `<Action>settings</Action>`: the configuration, the discovery is over.
     Settings {
-        /// The display name of the mailbox, when the server gave one.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        display_name: Option<String>,
-        /// The protocol sections (`EXCH`, `EXPR`, `WEB`, ...).
-        protocols: Vec<PoxProtocol>,
+        /// What the server announced.
+        settings: Settings,
     },
     /// `<Action>redirectAddr</Action>`: start over with another address.
     RedirectAddr {
@@ -31,18 +29,4 @@ pub enum PoxResponse {
         /// The message, if any.
         message: String,
     },
-}
-
-/// One `<Protocol>` section of a settings response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoxProtocol {
-    /// `EXCH`, `EXPR`, `WEB`, `EXHTTP`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The server name, when present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-    /// The EWS URL, when present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ews_url: Option<String>,
 }

@@ -354,8 +354,8 @@ fn describe_exchange(http: &HttpExchange) -> String {
             Microsoft365Json::Other { detail } => format!(" JSON ({detail})"),
         },
         BodyKind::Autodiscover { response } => match response {
-            PoxResponse::Settings { protocols, .. } => {
-                let kinds: Vec<&str> = protocols.iter().map(|p| p.kind.as_str()).collect();
+            PoxResponse::Settings { settings } => {
+                let kinds: Vec<&str> = settings.protocols.iter().map(|p| p.kind.as_str()).collect();
                 format!(" Autodiscover settings ({})", kinds.join(", "))
             }
             PoxResponse::RedirectAddr { address } => {
