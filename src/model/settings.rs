@@ -141,9 +141,9 @@ impl ServiceKind {
             Self::Ecp => "Exchange control panel",
             Self::Mapi => "MAPI over HTTP",
             Self::Rpc => "Outlook Anywhere (RPC over HTTP)",
-            Self::Imap => "IMAP",
-            Self::Pop3 => "POP3",
-            Self::Smtp => "SMTP",
+            Self::Imap => "IMAP server",
+            Self::Pop3 => "POP3 server",
+            Self::Smtp => "SMTP server",
         }
     }
 
