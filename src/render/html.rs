@@ -155,6 +155,16 @@ fn expiry_cell(report: &ProbeReport) -> String {
             let leaf = a.tls.as_ref()?.leaf()?;
             Some((leaf.days_to_expiry, leaf.not_after, hop.host().to_owned()))
         })
+        .chain(report.services.iter().flat_map(|check| {
+            check.addresses.iter().filter_map(|a| {
+                let leaf = a.tls.as_ref()?.leaf()?;
+                Some((
+                    leaf.days_to_expiry,
+                    leaf.not_after,
+                    format!("{} {}", check.target.service, check.target.host),
+                ))
+            })
+        }))
         .min_by(|a, b| a.0.total_cmp(&b.0));
     match nearest {
         None => "<span class=\"muted\">no certificate</span>".to_owned(),
