@@ -37,6 +37,8 @@ const RESERVED_LABELS: &[&str] = &[
     "issuer",
     "serial",
     "fingerprint_sha256",
+    "service",
+    "protocol",
     "job",
     "instance",
 ];
@@ -365,18 +367,10 @@ impl Config {
             step_timeout: self.defaults.step_timeout,
             phase_timeout: self.defaults.phase_timeout,
             steps: self.defaults.steps.clone(),
-            credentials: self.default_credentials(),
+            // Credentials only ever go to configured domains: an ad-hoc target (`/probe` with
+            // `allow_any_target`) could otherwise be anyone's server asking for them.
+            credentials: None,
         }
-    }
-
-    fn default_credentials(&self) -> Option<CredentialsPolicy> {
-        self.defaults
-            .credentials_file
-            .as_ref()
-            .map(|file| CredentialsPolicy {
-                file: file.value.clone(),
-                hosts: Vec::new(),
-            })
     }
 
     /// The probe address for a target: the address itself, the configured address of a
