@@ -38,6 +38,9 @@ WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
 LOCK=/tmp/autodiscover-e2e.lock
 STATE=/tmp/autodiscover-e2e.pids  # "pid starttime name" of the processes (and "WORKDIR - dir") of the current run
 
+# shellcheck source=services.sh
+source "$E2E/services.sh"
+
 STARTED_AT=$(date +%s)
 W=""
 RESULTS=/dev/null
@@ -823,6 +826,7 @@ main() {
     touch "$STATE"
     kill_leftovers
     install_packages
+    services_install
     W=$(mktemp -d /tmp/autodiscover-e2e.XXXXXX)
     RESULTS=$W/results.log
     : >"$RESULTS"
@@ -839,6 +843,8 @@ main() {
     section "Test PKI"
     "$E2E/pki.sh" "$W/pki" || die "pki.sh"
     pass "root CA, intermediate CA and leaves issued in $W/pki"
+    services_pki
+    services_files
 
     section "Servers"
     write_dns_config initial
@@ -846,7 +852,9 @@ main() {
     pass "dnsmasq answers on $DNS"
     start_nginx
     pass "nginx serves 127.0.10.1-11"
+    start_dovecot
     infra_checks
+    services_infra_checks
     classify_alerts
     promtool_rules
 
@@ -863,6 +871,7 @@ main() {
 
     py serve-config --scenarios "$E2E/scenarios.json" --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
         --out "$W/exporter.yml" || die "serve-config"
+    services_config
     check_cli
     check_config_cmd
 
@@ -875,6 +884,7 @@ main() {
     fi
     start_prometheus "$EXPORTER" autodiscover
     serve_checks
+    services_checks
     shard_checks
     web_config_checks
     demo_checks
