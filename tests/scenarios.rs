@@ -429,6 +429,14 @@ async fn credentials_unlock_the_settings_and_never_show() {
         Some("someone@ewsauth.example")
     );
     let json = serde_json::to_string(&report).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        value["credentials"]["result"], "sent",
+        "{}",
+        value["credentials"]
+    );
+    let back: ProbeReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.credentials, report.credentials);
     let text = trace::render(&report, Colour::Off);
     for output in [&json, &text, &format!("{report:?}")] {
         assert!(!output.contains(account.password), "password leaked");

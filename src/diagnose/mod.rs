@@ -664,6 +664,7 @@ fn explain_service(out: &mut Findings, check: &ServiceCheck) {
         None => format!("{host}:{} ({})", target.port, target.protocol),
     };
     let named = target.named_by.join(", ");
+    let mut internal = false;
     if target.external {
         let resolved: Vec<std::net::IpAddr> = check
             .lookup
@@ -671,6 +672,7 @@ fn explain_service(out: &mut Findings, check: &ServiceCheck) {
             .map(|l| l.addresses.clone())
             .unwrap_or_default();
         if let Some(reason) = internal_reason(host, &resolved) {
+            internal = true;
             out.push(
                 Severity::Warning,
                 FindingCode::SettingsInternalName,
@@ -757,7 +759,7 @@ fn explain_service(out: &mut Findings, check: &ServiceCheck) {
             ),
             hint,
         );
-    } else if check.status != ServiceStatus::Ok && target.external {
+    } else if check.status != ServiceStatus::Ok && target.external && !internal {
         let detail = check
             .addresses
             .iter()

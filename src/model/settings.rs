@@ -418,6 +418,7 @@ pub struct CredentialsUse {
     /// The endpoint URL they were meant for.
     pub url: String,
     /// Sent, and how the server answered; or why they were not sent.
+    #[serde(flatten)]
     pub result: CredentialsResult,
 }
 
