@@ -578,3 +578,100 @@ async fn settings_with_internal_names_are_findings_not_prompts() {
         finding.message
     );
 }
+
+#[tokio::test]
+async fn broken_mail_servers_are_named_and_bounded() {
+    use autodiscover_exporter::lab::mail::{MailBehaviour, MailFault};
+    use autodiscover_exporter::lab::pki::Validity;
+    use autodiscover_exporter::lab::site::Behaviour;
+    use autodiscover_exporter::lab::world::WorldBuilder;
+    use autodiscover_exporter::model::settings::{ServiceKind, ServiceStatus};
+    use autodiscover_exporter::net::mail::MailProtocol;
+    use autodiscover_exporter::protocol::pox;
+
+    let mut w = WorldBuilder::new().unwrap();
+    let year = Validity::ValidFor { days: 365 };
+    let autodiscover = w
+        .ca()
+        .issue(&["autodiscover.hostile.example"], year.clone())
+        .unwrap();
+    let mail = w.ca().issue(&["mail.hostile.example"], year).unwrap();
+    w.https(
+        "203.0.113.80",
+        autodiscover,
+        Behaviour::Settings {
+            xml: pox::settings_document(
+                "x",
+                "<Protocol><Type>IMAP</Type><Server>mail.hostile.example</Server><Port>143</Port><Encryption>TLS</Encryption></Protocol>\
+                 <Protocol><Type>POP3</Type><Server>mail.hostile.example</Server><Port>995</Port><SSL>on</SSL></Protocol>\
+                 <Protocol><Type>SMTP</Type><Server>mail.hostile.example</Server><Port>587</Port><Encryption>TLS</Encryption></Protocol>\
+                 <Protocol><Type>SMTP</Type><Server>mail.hostile.example</Server><Port>25</Port><Encryption>TLS</Encryption></Protocol>",
+            ),
+        },
+    );
+    let behaviour = |protocol, implicit_tls, starttls, fault| MailBehaviour {
+        protocol,
+        implicit_tls,
+        starttls,
+        fault,
+    };
+    // IMAP without STARTTLS, POP3 that never speaks, SMTP refusing at the greeting; port 25 closed
+    w.mail(
+        "203.0.113.81",
+        143,
+        mail.clone(),
+        behaviour(MailProtocol::Imap, false, false, None),
+    );
+    w.mail(
+        "203.0.113.81",
+        995,
+        mail.clone(),
+        behaviour(MailProtocol::Pop3, true, false, Some(MailFault::Silent)),
+    );
+    w.mail(
+        "203.0.113.81",
+        587,
+        mail,
+        behaviour(
+            MailProtocol::Smtp,
+            false,
+            true,
+            Some(MailFault::RejectGreeting),
+        ),
+    );
+    w.zone(
+        "hostile.example",
+        "autodiscover A 203.0.113.80\nmail A 203.0.113.81",
+    );
+    let world = w.start().await.unwrap();
+    let prober = world.prober().unwrap();
+    let report =
+        support::probe_with(&prober, "someone@hostile.example", &support::fast_options()).await;
+    assert_eq!(report.outcome, Outcome::Ok, "no certificate alert anywhere");
+    let statuses: Vec<(ServiceKind, u16, ServiceStatus)> = report
+        .services
+        .iter()
+        .map(|s| (s.target.service, s.target.port, s.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (ServiceKind::Imap, 143, ServiceStatus::StarttlsFailed),
+            (ServiceKind::Pop3, 995, ServiceStatus::Timeout),
+            (ServiceKind::Smtp, 587, ServiceStatus::UnexpectedGreeting),
+            (ServiceKind::Smtp, 25, ServiceStatus::ConnectRefused),
+        ]
+    );
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.code.as_str() == "service_unavailable")
+            .count(),
+        4,
+        "{:#?}",
+        report.findings
+    );
+    assert!(report.duration_seconds < 6.0, "{}", report.duration_seconds);
+    world.stop().await;
+}

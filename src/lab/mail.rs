@@ -20,6 +20,17 @@ pub struct MailBehaviour {
     pub implicit_tls: bool,
     /// Advertise and accept STARTTLS (plain-text ports).
     pub starttls: bool,
+    /// Misbehave this way, if at all.
+    pub fault: Option<MailFault>,
+}
+
+/// How a simulated mail server misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailFault {
+    /// Accept the connection and never say anything (not even TLS).
+    Silent,
+    /// Greet with a refusal (`554`, `* BYE`, `-ERR`) and close.
+    RejectGreeting,
 }
 
 /// What a plain-text session ended with.
@@ -50,6 +61,11 @@ pub async fn serve(
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let session = async {
+                if behaviour.fault == Some(MailFault::Silent) {
+                    let _keep_open = tcp;
+                    std::future::pending::<()>().await;
+                    return;
+                }
                 if behaviour.implicit_tls {
                     if let Ok(tls) = acceptor.accept(tcp).await {
                         let _ = session(tls, behaviour, true).await;
@@ -92,6 +108,15 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         MailProtocol::Pop3 => "+OK lab POP3 ready",
         MailProtocol::Smtp => "220 mail.lab.example ESMTP lab",
     };
+    if behaviour.fault == Some(MailFault::RejectGreeting) {
+        let refusal = match behaviour.protocol {
+            MailProtocol::Imap => "* BYE too many connections",
+            MailProtocol::Pop3 => "-ERR service unavailable",
+            MailProtocol::Smtp => "554 5.7.1 no service here",
+        };
+        let _ = lines.write_line(refusal).await;
+        return Ended::Done;
+    }
     // After STARTTLS the dialogue goes on without a new greeting.
     let upgraded = secure && !behaviour.implicit_tls;
     if !upgraded && lines.write_line(greeting).await.is_err() {

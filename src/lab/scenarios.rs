@@ -662,6 +662,7 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
             protocol: MailProtocol::Imap,
             implicit_tls: false,
             starttls: true,
+            fault: None,
         },
     );
     w.mail(
@@ -672,6 +673,7 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
             protocol: MailProtocol::Pop3,
             implicit_tls: true,
             starttls: false,
+            fault: None,
         },
     );
     let other_name = issue(w.ca(), &["mx.otherhoster.example"])?;
@@ -683,6 +685,7 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
             protocol: MailProtocol::Smtp,
             implicit_tls: false,
             starttls: true,
+            fault: None,
         },
     );
     w.zone(

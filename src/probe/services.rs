@@ -19,12 +19,15 @@ use crate::net::http::HttpConnection;
 use crate::net::mail::{self, DialogueFailure, LineStream, MailProtocol};
 use crate::protocol::settings::service_targets;
 use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Most addresses tried per service endpoint.
 const MAX_SERVICE_ADDRESSES: usize = 8;
+/// Most service endpoints checked at once by one probe (each tries all its addresses at once).
+const SERVICES_AT_ONCE: usize = 4;
 
 /// What the probe learnt after the verdict's walk.
 #[derive(Default)]
@@ -84,8 +87,12 @@ impl Prober {
         }
         if let Some(settings) = &after.settings {
             let targets = service_targets(settings);
-            after.services =
-                join_all(targets.into_iter().map(|t| self.check_service(t, ctx))).await;
+            // In order, a few at a time: a settings answer naming 16 hosts with 8 addresses each
+            // must not open 128 connections at once.
+            after.services = stream::iter(targets.into_iter().map(|t| self.check_service(t, ctx)))
+                .buffered(SERVICES_AT_ONCE)
+                .collect()
+                .await;
         }
         after
     }
