@@ -67,6 +67,7 @@ pub(super) async fn run(args: DemoArgs) -> ExitCode {
             }
         }
         let mut report = prober.probe(&address, &options).await;
+        let _ = std::fs::remove_dir_all(credentials_dir());
         report.findings = diagnose::explain(&report, &Expectations::default());
         if let Err(code) = print_report(&report, args.output) {
             return code;
@@ -79,7 +80,9 @@ pub(super) async fn run(args: DemoArgs) -> ExitCode {
         };
     }
     init_logging(args.log_level, LogFormat::Logfmt);
-    match serve_demo(&args, prober).await {
+    let served = serve_demo(&args, prober).await;
+    let _ = std::fs::remove_dir_all(credentials_dir());
+    match served {
         Ok(()) => {
             world.stop().await;
             ExitCode::SUCCESS
