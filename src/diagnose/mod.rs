@@ -872,3 +872,183 @@ fn provider_note(service: ServiceKind, host: &str) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::facts::{
+        CertificateFacts, CertificateSource, CertificateVerdict, ConnectResult, TlsFacts,
+        TlsHandshake,
+    };
+    use crate::model::settings::{ServiceAttempt, ServiceTarget, TlsMode, protocol_label};
+
+    fn leaf(names: &[&str], days: f64) -> CertificateFacts {
+        CertificateFacts {
+            subject: format!("CN={}", names[0]),
+            issuer: "CN=Some CA".into(),
+            dns_names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ip_addresses: vec![],
+            serial: "01".into(),
+            fingerprint_sha256: "ab".repeat(32),
+            not_before: 1_700_000_000,
+            not_after: 1_800_000_000,
+            days_to_expiry: days,
+            self_signed: false,
+            ca_issuers: vec![],
+            source: CertificateSource::Presented,
+            parse_error: None,
+        }
+    }
+
+    fn check(
+        service: ServiceKind,
+        host: &str,
+        port: u16,
+        tls: TlsMode,
+        leaf: CertificateFacts,
+        verdict: CertificateVerdict,
+        status: ServiceStatus,
+    ) -> ServiceCheck {
+        let url = service
+            .is_https()
+            .then(|| format!("https://{host}/EWS/Exchange.asmx"));
+        ServiceCheck {
+            target: ServiceTarget {
+                service,
+                protocol: protocol_label(service, tls).into(),
+                host: host.into(),
+                port,
+                url,
+                tls,
+                named_by: vec![format!("{} Server", service.as_str().to_uppercase())],
+                external: true,
+            },
+            lookup: None,
+            addresses: vec![ServiceAttempt {
+                address: "203.0.113.9:443".parse().unwrap(),
+                connect: ConnectResult::Connected,
+                connect_seconds: 0.0,
+                dialogue: vec![],
+                starttls_offered: None,
+                tls: Some(TlsFacts {
+                    handshake: TlsHandshake::Established,
+                    version: None,
+                    cipher: None,
+                    chain: vec![leaf],
+                    verdict: Some(verdict),
+                    duration_seconds: 0.0,
+                }),
+                http: None,
+                status,
+                detail: None,
+                duration_seconds: 0.0,
+            }],
+            status,
+            duration_seconds: 0.0,
+        }
+    }
+
+    fn verdict(name: bool, trusted: bool, validity: Validity) -> CertificateVerdict {
+        CertificateVerdict {
+            name_matches: name,
+            trusted,
+            validity,
+            trust_error: None,
+            validity_error: None,
+            completed_by_aia: false,
+        }
+    }
+
+    fn findings(check: &ServiceCheck) -> Vec<Finding> {
+        let mut out = Findings::default();
+        explain_service(&mut out, check);
+        out.finish()
+    }
+
+    #[test]
+    fn service_certificate_findings_name_the_problem_and_the_fix() {
+        let imap = findings(&check(
+            ServiceKind::Imap,
+            "imap.x.example",
+            993,
+            TlsMode::Implicit,
+            leaf(&["mail.provider.example"], 200.0),
+            verdict(false, true, Validity::Valid),
+            ServiceStatus::CertNameMismatch,
+        ));
+        assert_eq!(imap[0].code, FindingCode::ServiceCertificatePrompt);
+        assert!(
+            imap[0].message.contains("imap.x.example:993 (imaps)"),
+            "{}",
+            imap[0].message
+        );
+        assert!(
+            imap[0]
+                .message
+                .contains("lists mail.provider.example, not imap.x.example"),
+            "{}",
+            imap[0].message
+        );
+        assert!(
+            imap[0].hint.contains(
+                "Set-ImapSettings -ExternalConnectionSettings \"mail.provider.example:993:SSL\""
+            ) && imap[0].hint.contains("hosting provider"),
+            "{}",
+            imap[0].hint
+        );
+
+        let expired = findings(&check(
+            ServiceKind::Ews,
+            "mail.x.example",
+            443,
+            TlsMode::Implicit,
+            leaf(&["mail.x.example"], -3.0),
+            verdict(true, true, Validity::Expired),
+            ServiceStatus::CertExpired,
+        ));
+        assert_eq!(expired.len(), 1, "{expired:#?}");
+        assert!(
+            expired[0].message.contains("expired on"),
+            "{}",
+            expired[0].message
+        );
+        assert!(
+            expired[0].hint.contains("-Services IIS"),
+            "{}",
+            expired[0].hint
+        );
+
+        let untrusted = findings(&check(
+            ServiceKind::Smtp,
+            "smtp.x.example",
+            587,
+            TlsMode::Starttls,
+            leaf(&["smtp.x.example"], 200.0),
+            verdict(true, false, Validity::Valid),
+            ServiceStatus::CertUntrusted,
+        ));
+        assert!(
+            untrusted[0]
+                .message
+                .contains("is not trusted (issued by CN=Some CA)")
+        );
+        assert!(untrusted[0].hint.contains("-Services SMTP"));
+
+        let expiring = findings(&check(
+            ServiceKind::Pop3,
+            "pop.x.example",
+            995,
+            TlsMode::Implicit,
+            leaf(&["pop.x.example"], 9.5),
+            verdict(true, true, Validity::Valid),
+            ServiceStatus::Ok,
+        ));
+        assert_eq!(expiring.len(), 1, "{expiring:#?}");
+        assert_eq!(expiring[0].code, FindingCode::CertificateExpiring);
+        assert!(
+            expiring[0].message.contains("expires in 9 days"),
+            "{}",
+            expiring[0].message
+        );
+    }
+}
