@@ -2,6 +2,7 @@
 
 use crate::diagnose::Expectations;
 use crate::model::address::{Domain, MailAddress, NameError, ProbeTarget};
+use crate::model::labels::RESERVED_LABELS;
 use crate::model::step::StepId;
 use crate::net::dns::DnsProtocol;
 use crate::probe::credentials::{Credentials, CredentialsPolicy};
@@ -21,27 +22,23 @@ pub const DEFAULT_LOCAL_PART: &str = "autodiscover-probe";
 /// Probes running at once when `concurrency` is not set.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
-/// Labels the exporter sets itself; a domain's `labels` cannot use them.
-const RESERVED_LABELS: &[&str] = &[
-    "domain",
-    "step",
-    "status",
-    "outcome",
-    "host",
-    "url",
-    "target",
-    "port",
-    "priority",
-    "weight",
-    "subject",
-    "issuer",
-    "serial",
-    "fingerprint_sha256",
-    "service",
-    "protocol",
-    "job",
-    "instance",
-];
+/// Shortest probe interval: a smaller one probes in a tight loop.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest probe interval.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
+/// Shortest timeout of any kind (probe, step, phase, DNS query).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Longest timeout of any kind.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest Microsoft 365 answer cache lifetime.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// Largest configuration file read.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Most YAML nodes (scalars, sequences, mappings) in a configuration: a domain with an email and
+/// one label is 9 nodes, so this allows 200,000 such domains with room to spare.
+pub const MAX_YAML_NODES: usize = 2_000_000;
+/// Most YAML parser events (nodes plus collection ends).
+pub const MAX_YAML_EVENTS: usize = 4_000_000;
 
 /// A configuration that failed to load, with where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +69,16 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A valid but odd setting, with where: logged at load and printed by `check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -85,10 +92,16 @@ pub struct Config {
     pub concurrency: usize,
     /// `/probe` accepts any target, not only configured domains.
     pub allow_any_target: bool,
+    /// Loopback, private and unique-local addresses are refused like link-local ones.
+    pub refuse_private_addresses: bool,
     /// How Microsoft 365 is asked.
     pub microsoft365: Microsoft365Settings,
+    /// Where and how long the history of changes is kept.
+    pub storage: StorageSettings,
     /// The domains, in file order.
     pub domains: Vec<DomainConfig>,
+    /// Valid but odd settings.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// `microsoft365:`.
@@ -97,37 +110,78 @@ pub struct Config {
 struct RawMicrosoft365 {
     #[serde(default)]
     url: Option<Spanned<String>>,
-    #[serde(default, with = "humantime_serde")]
-    cache_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "present")]
+    cache_ttl: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     max_queries_per_second: Option<Spanned<f64>>,
 }
 
-/// `defaults:`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `defaults:`, validated.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Defaults {
     /// How often each domain is probed.
-    #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
     /// Budget of a whole probe.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Budget of one step.
-    #[serde(default = "default_step_timeout", with = "humantime_serde")]
     pub step_timeout: Duration,
     /// Budget of one network phase.
-    #[serde(default = "default_phase_timeout", with = "humantime_serde")]
     pub phase_timeout: Duration,
     /// Local part of the probe address.
-    #[serde(default = "default_local_part")]
     pub local_part: String,
     /// Steps Outlook may use.
-    #[serde(default = "all_steps")]
     pub steps: Vec<StepId>,
+    /// Probe credentials (YAML with `username` and `password`) for domains without their own,
+    /// resolved against the configuration's directory.
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// `defaults:` as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    #[serde(default, deserialize_with = "present")]
+    interval: Option<Spanned<HumanDuration>>,
+    #[serde(default, deserialize_with = "present")]
+    timeout: Option<Spanned<HumanDuration>>,
+    #[serde(default, deserialize_with = "present")]
+    step_timeout: Option<Spanned<HumanDuration>>,
+    #[serde(default, deserialize_with = "present")]
+    phase_timeout: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    local_part: Option<Spanned<String>>,
+    #[serde(default)]
+    steps: Option<Vec<StepId>>,
     /// Probe credentials (YAML with `username` and `password`) for domains without their own.
     #[serde(default)]
-    pub credentials_file: Option<Spanned<PathBuf>>,
+    credentials_file: Option<Spanned<PathBuf>>,
+}
+
+/// An optional key that, when written, must have a value (`interval:` alone is an error, not
+/// the default).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// A duration as humans write it (`30s`, `5m`, `1h30m`, `1500ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HumanDuration(Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(text.trim())
+            .map(Self)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration ({e}); write e.g. 500ms, 30s, 5m, 1h"
+                ))
+            })
+    }
 }
 
 impl Default for Defaults {
@@ -144,19 +198,27 @@ impl Default for Defaults {
     }
 }
 
-/// `resolver:`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `resolver:`, validated.
+#[derive(Clone, Debug, PartialEq)]
 pub struct ResolverSettings {
     /// Name servers as `ip:port`; empty for the system resolver.
-    #[serde(default)]
     pub nameservers: Vec<NameServer>,
     /// Transport to the name servers.
-    #[serde(default)]
     pub protocol: DnsProtocol,
     /// Timeout of one DNS query attempt.
-    #[serde(default = "default_dns_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+/// `resolver:` as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResolver {
+    #[serde(default)]
+    nameservers: Vec<NameServer>,
+    #[serde(default)]
+    protocol: DnsProtocol,
+    #[serde(default, deserialize_with = "present")]
+    timeout: Option<Spanned<HumanDuration>>,
 }
 
 impl Default for ResolverSettings {
@@ -213,6 +275,55 @@ impl Default for TlsSettings {
     }
 }
 
+/// The history file when `storage.path` is not set (in the working directory).
+pub const DEFAULT_HISTORY_FILE: &str = "autodiscover-history.db";
+
+/// `storage:`: the history of changes on disk.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// The SQLite file; [`DEFAULT_HISTORY_FILE`] in the working directory when unset.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Changes older than this are deleted.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+    /// At most this many changes are kept per domain (the oldest go first).
+    #[serde(default = "default_max_events")]
+    pub max_events_per_domain: usize,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            retention: default_retention(),
+            max_events_per_domain: default_max_events(),
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The file to use: the configured path, or the default file name (one per shard, so
+    /// replicas sharing a directory keep apart).
+    pub fn resolved_path(&self, shard: Option<(u32, u32)>) -> PathBuf {
+        match (&self.path, shard) {
+            (Some(path), _) => path.clone(),
+            (None, None) => PathBuf::from(DEFAULT_HISTORY_FILE),
+            (None, Some((index, count))) => {
+                PathBuf::from(format!("autodiscover-history-shard-{index}-of-{count}.db"))
+            }
+        }
+    }
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+fn default_max_events() -> usize {
+    1000
+}
+
 /// One configured domain, with its defaults applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DomainConfig {
@@ -230,13 +341,13 @@ pub struct DomainConfig {
     pub probe: ProbeOptions,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
-    defaults: Defaults,
+    defaults: RawDefaults,
     #[serde(default)]
-    resolver: ResolverSettings,
+    resolver: RawResolver,
     #[serde(default)]
     tls: TlsSettings,
     #[serde(default)]
@@ -244,7 +355,11 @@ struct RawConfig {
     #[serde(default)]
     allow_any_target: bool,
     #[serde(default)]
+    refuse_private_addresses: bool,
+    #[serde(default)]
     microsoft365: Option<RawMicrosoft365>,
+    #[serde(default)]
+    storage: StorageSettings,
     #[serde(default)]
     domains: Vec<RawDomain>,
 }
@@ -259,8 +374,8 @@ struct RawDomain {
     labels: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     steps: Option<Vec<StepId>>,
-    #[serde(default, with = "humantime_serde")]
-    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "present")]
+    interval: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     expect: Option<Expectations>,
     #[serde(default)]
@@ -302,8 +417,11 @@ impl Default for Config {
             tls: TlsSettings::default(),
             concurrency: DEFAULT_CONCURRENCY,
             allow_any_target: false,
+            refuse_private_addresses: false,
             microsoft365: Microsoft365Settings::default(),
+            storage: StorageSettings::default(),
             domains: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -311,16 +429,30 @@ impl Default for Config {
 impl Config {
     /// Loads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let in_file = |message: String| ConfigError {
             path: Some(path.to_owned()),
             line: 0,
             column: 0,
-            message: format!("cannot read the file: {e}"),
-        })?;
-        Self::parse_in(&text, path.parent()).map_err(|mut e| {
+            message,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| in_file(format!("cannot read the file: {e}")))?
+            .len();
+        if size > MAX_FILE_BYTES {
+            return Err(in_file(format!(
+                "the file is {size} bytes; a configuration may be at most {MAX_FILE_BYTES} bytes"
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| in_file(format!("cannot read the file: {e}")))?;
+        let mut config = Self::parse_in(&text, path.parent()).map_err(|mut e| {
             e.path = Some(path.to_owned());
             e
-        })
+        })?;
+        for warning in &mut config.warnings {
+            warning.0.path = Some(path.to_owned());
+        }
+        Ok(config)
     }
 
     /// Parses and validates YAML text; relative credentials files are relative to the
@@ -331,26 +463,24 @@ impl Config {
 
     /// Parses and validates YAML text; relative credentials files are relative to `base`.
     pub fn parse_in(text: &str, base: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::parse_within(text, base, MAX_YAML_NODES, MAX_YAML_EVENTS)
+    }
+
+    fn parse_within(
+        text: &str,
+        base: Option<&Path>,
+        max_nodes: usize,
+        max_events: usize,
+    ) -> Result<Self, ConfigError> {
         let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig {
-                defaults: Defaults::default(),
-                resolver: ResolverSettings::default(),
-                tls: TlsSettings::default(),
-                concurrency: None,
-                allow_any_target: false,
-                microsoft365: None,
-                domains: Vec::new(),
-            }
+            RawConfig::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| {
-                let location = e.location();
-                ConfigError {
-                    path: None,
-                    line: location.as_ref().map_or(0, Location::line),
-                    column: location.as_ref().map_or(0, Location::column),
-                    message: strip_location(&e.without_snippet().to_string()),
-                }
-            })?
+            let mut budget = serde_saphyr::Budget::default();
+            budget.max_nodes = max_nodes;
+            budget.max_events = max_events;
+            let options = serde_saphyr::options! { budget: Some(budget) };
+            serde_saphyr::from_str_with_options(text, options)
+                .map_err(|e| yaml_error(&e, max_nodes))?
         };
         validate(raw, base)
     }
@@ -386,6 +516,28 @@ impl Config {
     }
 }
 
+/// YAML nodes of a domain entry with an email and one label.
+const NODES_PER_DOMAIN: usize = 9;
+
+fn yaml_error(error: &serde_saphyr::Error, max_nodes: usize) -> ConfigError {
+    let location = error.location();
+    let message = match error.without_snippet() {
+        serde_saphyr::Error::Budget { breach, .. } => format!(
+            "the configuration is too large for the YAML reader ({breach:?}): at most \
+             {max_nodes} YAML nodes, about {} domains with an email and a label each; split \
+             the domains over several exporters",
+            max_nodes / NODES_PER_DOMAIN
+        ),
+        other => strip_location(&other.to_string()),
+    };
+    ConfigError {
+        path: None,
+        line: location.as_ref().map_or(0, Location::line),
+        column: location.as_ref().map_or(0, Location::column),
+        message,
+    }
+}
+
 fn strip_location(message: &str) -> String {
     // serde-saphyr prefixes "line N column M: "; the error carries the numbers already.
     let mut text = message.trim().trim_start_matches("error: ");
@@ -410,28 +562,91 @@ fn at(location: &Location, message: String) -> ConfigError {
     }
 }
 
-fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
-    let mut defaults = raw.defaults;
-    if let Some(file) = defaults.credentials_file.as_mut() {
-        file.value = credentials_path(file, base)?;
-    }
-    let nowhere = Location::UNKNOWN;
-    for (name, value) in [
-        ("defaults.interval", defaults.interval),
-        ("defaults.timeout", defaults.timeout),
-        ("defaults.step_timeout", defaults.step_timeout),
-        ("defaults.phase_timeout", defaults.phase_timeout),
-        ("resolver.timeout", raw.resolver.timeout),
-    ] {
-        if value.is_zero() {
-            return Err(at(&nowhere, format!("{name} must be greater than zero")));
+/// A duration setting as written, with where (no location when it was left out).
+struct DurationSetting {
+    name: &'static str,
+    value: Duration,
+    location: Option<Location>,
+}
+
+impl DurationSetting {
+    fn new(name: &'static str, raw: Option<Spanned<HumanDuration>>, default: Duration) -> Self {
+        match raw {
+            Some(spanned) => Self {
+                name,
+                value: spanned.value.0,
+                location: Some(spanned.referenced),
+            },
+            None => Self {
+                name,
+                value: default,
+                location: None,
+            },
         }
     }
-    MailAddress::new(
-        &defaults.local_part,
-        Domain::parse("example.com").map_err(|e| at(&nowhere, e.to_string()))?,
-    )
-    .map_err(|e| at(&nowhere, e.to_string()))?;
+
+    fn location(&self) -> Location {
+        self.location.unwrap_or(Location::UNKNOWN)
+    }
+
+    fn within(&self, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+        if self.value < min || self.value > max {
+            return Err(at(
+                &self.location(),
+                format!(
+                    "{} {} is out of range: it must be between {} and {}",
+                    self.name,
+                    humantime::format_duration(self.value),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            ));
+        }
+        Ok(self.value)
+    }
+
+    /// `self` must not exceed `other`.
+    fn at_most(&self, other: &Self) -> Result<(), ConfigError> {
+        if self.value > other.value {
+            return Err(at(
+                &self.location(),
+                format!(
+                    "{} {} is longer than {} {}",
+                    self.name,
+                    humantime::format_duration(self.value),
+                    other.name,
+                    humantime::format_duration(other.value)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
+    let mut warnings = Vec::new();
+    let defaults = validate_defaults(raw.defaults, base, &mut warnings)?;
+    let resolver_timeout = DurationSetting::new(
+        "resolver.timeout",
+        raw.resolver.timeout,
+        default_dns_timeout(),
+    );
+    let resolver = ResolverSettings {
+        nameservers: raw.resolver.nameservers,
+        protocol: raw.resolver.protocol,
+        timeout: resolver_timeout.within(MIN_TIMEOUT, MAX_TIMEOUT)?,
+    };
+    if resolver.timeout > defaults.phase_timeout {
+        warnings.push(warning(
+            &resolver_timeout.location(),
+            format!(
+                "resolver.timeout {} is longer than defaults.phase_timeout {}: every DNS query \
+                 is cut off at the phase timeout",
+                humantime::format_duration(resolver.timeout),
+                humantime::format_duration(defaults.phase_timeout)
+            ),
+        ));
+    }
     let microsoft365 = validate_microsoft365(raw.microsoft365)?;
     let concurrency = match &raw.concurrency {
         Some(spanned) if spanned.value == 0 || spanned.value > 10_000 => {
@@ -476,16 +691,27 @@ fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> 
             }
             None => BTreeMap::new(),
         };
-        let interval = entry.interval.unwrap_or(defaults.interval);
-        if interval.is_zero() {
-            return Err(at(
-                &location,
-                format!("interval of {domain} must be greater than zero"),
-            ));
-        }
+        let interval = match entry.interval {
+            Some(spanned) => {
+                let setting = DurationSetting {
+                    name: "interval",
+                    value: spanned.value.0,
+                    location: Some(spanned.referenced),
+                };
+                let interval = setting.within(MIN_INTERVAL, MAX_INTERVAL)?;
+                if interval < defaults.timeout {
+                    warnings.push(warning(
+                        &spanned.referenced,
+                        interval_warning(&format!("interval of {domain}"), interval, &defaults),
+                    ));
+                }
+                interval
+            }
+            None => defaults.interval,
+        };
         let credentials_file = match &entry.credentials_file {
             Some(file) => Some(credentials_path(file, base)?),
-            None => defaults.credentials_file.as_ref().map(|f| f.value.clone()),
+            None => defaults.credentials_file.clone(),
         };
         let mut credentials_hosts = Vec::new();
         if let Some(hosts) = &entry.credentials_hosts {
@@ -515,12 +741,15 @@ fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> 
     }
     Ok(Config {
         defaults,
-        resolver: raw.resolver,
+        resolver,
         tls: raw.tls,
         concurrency,
         allow_any_target: raw.allow_any_target,
+        refuse_private_addresses: raw.refuse_private_addresses,
         microsoft365,
+        storage: validate_storage(raw.storage)?,
         domains,
+        warnings,
     })
 }
 
@@ -535,6 +764,106 @@ fn credentials_path(file: &Spanned<PathBuf>, base: Option<&Path>) -> Result<Path
     };
     Credentials::load(&path).map_err(|e| at(&file.referenced, e.to_string()))?;
     Ok(path)
+}
+
+fn validate_storage(storage: StorageSettings) -> Result<StorageSettings, ConfigError> {
+    let nowhere = Location::UNKNOWN;
+    if storage.retention < Duration::from_secs(3600) {
+        return Err(at(&nowhere, "storage.retention must be at least 1h".into()));
+    }
+    if storage.max_events_per_domain == 0 || storage.max_events_per_domain > 1_000_000 {
+        return Err(at(
+            &nowhere,
+            "storage.max_events_per_domain must be between 1 and 1000000".into(),
+        ));
+    }
+    if storage
+        .path
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err(at(&nowhere, "storage.path must not be empty".into()));
+    }
+    Ok(storage)
+}
+
+/// Ranges: interval 10s..=7d, every timeout 100ms..=10m, phase ≤ step ≤ probe timeout. A step
+/// or phase timeout left out shrinks to fit a shorter probe or step timeout.
+fn validate_defaults(
+    raw: RawDefaults,
+    base: Option<&Path>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Defaults, ConfigError> {
+    let interval = DurationSetting::new("defaults.interval", raw.interval, default_interval());
+    let timeout = DurationSetting::new("defaults.timeout", raw.timeout, default_timeout());
+    let timeout_value = timeout.within(MIN_TIMEOUT, MAX_TIMEOUT)?;
+    let step = DurationSetting::new(
+        "defaults.step_timeout",
+        raw.step_timeout,
+        default_step_timeout().min(timeout_value),
+    );
+    let step_value = step.within(MIN_TIMEOUT, MAX_TIMEOUT)?;
+    step.at_most(&timeout)?;
+    let phase = DurationSetting::new(
+        "defaults.phase_timeout",
+        raw.phase_timeout,
+        default_phase_timeout().min(step_value),
+    );
+    let phase_value = phase.within(MIN_TIMEOUT, MAX_TIMEOUT)?;
+    phase.at_most(&step)?;
+    let local_part = match raw.local_part {
+        Some(spanned) => {
+            let domain =
+                Domain::parse("example.com").map_err(|e| at(&spanned.referenced, e.to_string()))?;
+            MailAddress::new(&spanned.value, domain)
+                .map_err(|e| at(&spanned.referenced, e.to_string()))?;
+            spanned.value
+        }
+        None => default_local_part(),
+    };
+    let defaults = Defaults {
+        interval: interval.within(MIN_INTERVAL, MAX_INTERVAL)?,
+        timeout: timeout_value,
+        step_timeout: step_value,
+        phase_timeout: phase_value,
+        local_part,
+        steps: raw.steps.unwrap_or_else(all_steps),
+        credentials_file: match &raw.credentials_file {
+            Some(file) => Some(credentials_path(file, base)?),
+            None => None,
+        },
+    };
+    if defaults.interval < defaults.timeout {
+        warnings.push(warning(
+            &interval.location(),
+            interval_warning("defaults.interval", defaults.interval, &defaults),
+        ));
+    }
+    if step_value < phase_value * 2 {
+        warnings.push(warning(
+            &step.location(),
+            format!(
+                "defaults.step_timeout {} is less than two phase timeouts ({}): a slow server \
+                 can use up a step before its TLS handshake or request gets a chance",
+                humantime::format_duration(step_value),
+                humantime::format_duration(phase_value)
+            ),
+        ));
+    }
+    Ok(defaults)
+}
+
+fn interval_warning(name: &str, interval: Duration, defaults: &Defaults) -> String {
+    format!(
+        "{name} {} is shorter than defaults.timeout {}: a slow probe delays the next one, so \
+         the real interval can be longer",
+        humantime::format_duration(interval),
+        humantime::format_duration(defaults.timeout)
+    )
+}
+
+fn warning(location: &Location, message: String) -> ConfigWarning {
+    ConfigWarning(at(location, message))
 }
 
 fn validate_microsoft365(
@@ -567,13 +896,17 @@ fn validate_microsoft365(
         settings.url = text.to_owned();
     }
     if let Some(ttl) = raw.cache_ttl {
-        if ttl > Duration::from_secs(7 * 86_400) {
+        if ttl.value.0 > MAX_CACHE_TTL {
             return Err(at(
-                &Location::UNKNOWN,
-                "microsoft365.cache_ttl must be at most 7d".into(),
+                &ttl.referenced,
+                format!(
+                    "microsoft365.cache_ttl {} must be at most {}",
+                    humantime::format_duration(ttl.value.0),
+                    humantime::format_duration(MAX_CACHE_TTL)
+                ),
             ));
         }
-        settings.cache_ttl = ttl;
+        settings.cache_ttl = ttl.value.0;
     }
     if let Some(rate) = raw.max_queries_per_second {
         if !(rate.value > 0.0 && rate.value <= 1000.0) {
@@ -731,6 +1064,154 @@ mod tests {
                 .credentials
                 .is_none()
         );
+    }
+
+    #[test]
+    fn durations_are_bounded_and_errors_carry_the_location() {
+        let huge = "18446744073709551615s";
+        let cases = [
+            (
+                format!("defaults:\n  timeout: {huge}\n"),
+                2,
+                "defaults.timeout",
+            ),
+            (
+                format!("defaults:\n  step_timeout: {huge}\n"),
+                2,
+                "defaults.step_timeout",
+            ),
+            (
+                format!("defaults:\n  phase_timeout: {huge}\n"),
+                2,
+                "defaults.phase_timeout",
+            ),
+            (
+                format!("resolver:\n  timeout: {huge}\n"),
+                2,
+                "resolver.timeout",
+            ),
+            (
+                format!("defaults:\n  interval: {huge}\n"),
+                2,
+                "defaults.interval",
+            ),
+            (
+                format!("domains:\n  - domain: a.example\n    interval: {huge}\n"),
+                3,
+                "interval",
+            ),
+            (
+                "defaults:\n  interval: 1ns\n".into(),
+                2,
+                "defaults.interval",
+            ),
+            (
+                "domains:\n  - domain: a.example\n    interval: 1ns\n".into(),
+                3,
+                "interval",
+            ),
+            ("defaults:\n  interval: 8d\n".into(), 2, "defaults.interval"),
+            ("defaults:\n  timeout: 50ms\n".into(), 2, "defaults.timeout"),
+            ("defaults:\n  timeout: 11m\n".into(), 2, "defaults.timeout"),
+            ("resolver:\n  timeout: 0s\n".into(), 2, "resolver.timeout"),
+            (
+                "defaults:\n  timeout: 10s\n  step_timeout: 20s\n".into(),
+                3,
+                "longer than defaults.timeout",
+            ),
+            (
+                "defaults:\n  step_timeout: 4s\n  phase_timeout: 5s\n".into(),
+                3,
+                "longer than defaults.step_timeout",
+            ),
+            (
+                "microsoft365:\n  cache_ttl: 30d\n".into(),
+                2,
+                "microsoft365.cache_ttl",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let e = error(&text);
+            assert_eq!(e.line, line, "{text:?}: {e}");
+            assert!(e.column > 0, "{text:?}: {e}");
+            assert!(e.message.contains(needle), "{text:?}: {e}");
+        }
+        let e = error("defaults:\n  interval: 99999999999999999999s\n");
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn unset_step_and_phase_timeouts_fit_a_short_probe_timeout() {
+        let config = Config::parse("defaults:\n  timeout: 2s\n").unwrap();
+        assert_eq!(config.defaults.step_timeout, Duration::from_secs(2));
+        assert_eq!(config.defaults.phase_timeout, Duration::from_secs(2));
+        let defaults = Config::parse("domains: []\n").unwrap();
+        assert_eq!(defaults.defaults, Defaults::default());
+        assert!(defaults.warnings.is_empty(), "{:?}", defaults.warnings);
+    }
+
+    #[test]
+    fn odd_combinations_are_warnings_with_the_location() {
+        let config = Config::parse(
+            "defaults:\n  interval: 20s\nresolver:\n  timeout: 10s\n\
+             domains:\n  - domain: a.example\n    interval: 15s\n",
+        )
+        .unwrap();
+        let lines: Vec<(u64, &str)> = config
+            .warnings
+            .iter()
+            .map(|w| (w.0.line, w.0.message.as_str()))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 2 && m.contains("shorter than defaults.timeout")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 4 && m.contains("resolver.timeout")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 7 && m.contains("interval of a.example")),
+            "{lines:?}"
+        );
+    }
+
+    fn many_domains(count: usize) -> String {
+        let mut yaml = String::with_capacity(count * 80);
+        yaml.push_str("domains:\n");
+        for i in 0..count {
+            yaml.push_str(&format!(
+                "  - domain: d{i}.example\n    labels: {{customer: C{i}}}\n"
+            ));
+        }
+        yaml
+    }
+
+    #[test]
+    fn a_hundred_thousand_domains_with_labels_load() {
+        let config = Config::parse(&many_domains(100_000)).unwrap();
+        assert_eq!(config.domains.len(), 100_000);
+        assert_eq!(config.domains[99_999].labels["customer"], "C99999");
+    }
+
+    #[test]
+    fn past_the_size_limit_the_error_is_readable() {
+        // The real limit needs 285,000 such domains; a small one shows the same error.
+        let e = Config::parse_within(&many_domains(200), None, 900, 1800).unwrap_err();
+        assert!(e.message.contains("too large"), "{e}");
+        assert!(
+            e.message
+                .contains("at most 900 YAML nodes, about 100 domains"),
+            "{e}"
+        );
+        assert!(e.line > 100, "{e}");
+        assert_eq!(MAX_YAML_NODES / NODES_PER_DOMAIN, 222_222);
     }
 
     #[test]

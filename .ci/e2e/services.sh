@@ -1,10 +1,10 @@
 # shellcheck shell=bash
 # After Autodiscover (SPEC §3.4) in the end-to-end suite, sourced by run.sh.
 #
-#   dovecot (127.0.10.20-21)   mail.mailhost: IMAP 143 (STARTTLS), POP3 995 (implicit TLS);
+#   dovecot (127.0.10.40-41)   mail.mailhost: IMAP 143 (STARTTLS), POP3 995 (implicit TLS);
 #                              smtp.mailhost: SMTP submission 587 (STARTTLS) with a certificate
 #                              for another name
-#   nginx (127.0.10.22-24)     autodiscover.mailhost answers settings without authentication;
+#   nginx (127.0.10.42-44)     autodiscover.mailhost answers settings without authentication;
 #                              autodiscover.ewsauth answers them to Basic credentials only; the
 #                              EWS vhost mail.ewsauth presents autodiscover.ewsauth's certificate
 #
@@ -74,14 +74,14 @@ services_files() { # nginx include, dovecot config, the probe's credentials file
     chmod 644 "$W/open-credentials.yml"
 }
 
-dovecot_answers() { timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.10.20/143 && head -c 4 <&3' 2>/dev/null | grep -q '^\* OK'; }
+dovecot_answers() { timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.10.40/143 && head -c 4 <&3' 2>/dev/null | grep -q '^\* OK'; }
 
 start_dovecot() {
     dovecot -n -c "$W/dovecot.conf" >"$W/dovecot-n.out" 2>&1 || { cat "$W/dovecot-n.out"; die "dovecot -n (see above)"; }
     start_bg dovecot "$W/dovecot.out" dovecot -F -c "$W/dovecot.conf"
-    wait_until 50 0.2 dovecot_answers || die "dovecot does not answer on 127.0.10.20:143 (see $W/dovecot.log)"
+    wait_until 50 0.2 dovecot_answers || die "dovecot does not answer on 127.0.10.40:143 (see $W/dovecot.log)"
     track_children dovecot
-    pass "dovecot serves IMAP, POP3 and submission on 127.0.10.20-21"
+    pass "dovecot serves IMAP, POP3 and submission on 127.0.10.40-41"
 }
 
 starttls_expect() { # starttls_expect PROTO IP PORT NAME VERIFY_CODE
@@ -93,27 +93,27 @@ starttls_expect() { # starttls_expect PROTO IP PORT NAME VERIFY_CODE
 
 services_infra_checks() {
     section "Infrastructure: services after Autodiscover"
-    dns_expect autodiscover.mailhost.e2e.test A "127.0.10.22"
-    dns_expect smtp.mailhost.e2e.test A "127.0.10.21"
-    dns_expect mail.ewsauth.e2e.test A "127.0.10.24"
-    starttls_expect imap 127.0.10.20 143 mail.mailhost.e2e.test 0
-    starttls_expect smtp 127.0.10.21 587 smtp.mailhost.e2e.test 62
-    tls_expect 127.0.10.24 mail.ewsauth.e2e.test 62
+    dns_expect autodiscover.mailhost.e2e.test A "127.0.10.42"
+    dns_expect smtp.mailhost.e2e.test A "127.0.10.41"
+    dns_expect mail.ewsauth.e2e.test A "127.0.10.44"
+    starttls_expect imap 127.0.10.40 143 mail.mailhost.e2e.test 0
+    starttls_expect smtp 127.0.10.41 587 smtp.mailhost.e2e.test 62
+    tls_expect 127.0.10.44 mail.ewsauth.e2e.test 62
     local code
-    code=$(timeout 10 openssl s_client -connect 127.0.10.20:995 -verify_hostname mail.mailhost.e2e.test \
+    code=$(timeout 10 openssl s_client -connect 127.0.10.40:995 -verify_hostname mail.mailhost.e2e.test \
         -CAfile "$W/pki/root.pem" </dev/null 2>&1 | sed -n 's/.*Verify return code: \([0-9]*\).*/\1/p' | head -n 1)
-    if [[ $code == 0 ]]; then pass "pop3s: mail.mailhost.e2e.test at 127.0.10.20:995 -> verify code 0"; else fail "pop3s at 127.0.10.20:995 -> verify code '$code'"; fi
+    if [[ $code == 0 ]]; then pass "pop3s: mail.mailhost.e2e.test at 127.0.10.40:995 -> verify code 0"; else fail "pop3s at 127.0.10.40:995 -> verify code '$code'"; fi
     local ad=https://autodiscover.ewsauth.e2e.test/Autodiscover/Autodiscover.xml
-    http_expect POST "$ad" 127.0.10.23 401 'WWW-Authenticate: Basic realm="autodiscover.ewsauth.e2e.test"' "X-SOAP-Enabled: True"
+    http_expect POST "$ad" 127.0.10.43 401 'WWW-Authenticate: Basic realm="autodiscover.ewsauth.e2e.test"' "X-SOAP-Enabled: True"
     code=$(curl -s -o "$W/ewsauth-settings.xml" -w '%{http_code}' --max-time 10 --cacert "$W/pki/root.pem" \
-        --resolve autodiscover.ewsauth.e2e.test:443:127.0.10.23 -u "$SERVICES_USER:$SERVICES_PASSWORD" -X POST "$ad" || true)
+        --resolve autodiscover.ewsauth.e2e.test:443:127.0.10.43 -u "$SERVICES_USER:$SERVICES_PASSWORD" -X POST "$ad" || true)
     if [[ $code == 200 ]] && grep -q '<EwsUrl>https://mail.ewsauth.e2e.test/EWS/Exchange.asmx</EwsUrl>' "$W/ewsauth-settings.xml"; then
         pass "http: POST $ad with Basic credentials -> 200 settings naming mail.ewsauth"
     else
         fail "http: POST $ad with Basic credentials -> $code"
     fi
-    http_expect POST https://autodiscover.mailhost.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.22 200 "Content-Type: text/xml"
-    http_expect GET https://autodiscover.ewsauth.e2e.test/OAB/e2e/ 127.0.10.23 401 "WWW-Authenticate: NTLM"
+    http_expect POST https://autodiscover.mailhost.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.42 200 "Content-Type: text/xml"
+    http_expect GET https://autodiscover.ewsauth.e2e.test/OAB/e2e/ 127.0.10.43 401 "WWW-Authenticate: NTLM"
 }
 
 services_config() { # the exporter's config names the credentials file written above

@@ -54,6 +54,8 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, String> {
     };
     if let Some(timeout) = args.timeout {
         options.timeout = timeout;
+        options.step_timeout = options.step_timeout.min(timeout);
+        options.phase_timeout = options.phase_timeout.min(timeout);
     }
     let mut config = config;
     if !args.nameservers.is_empty() {
@@ -79,6 +81,9 @@ pub(super) fn check_config(path: &Path) -> ExitCode {
             {
                 eprintln!("{}: {error}", path.display());
                 return ExitCode::from(EXIT_CANNOT_RUN);
+            }
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
             }
             println!(
                 "{}: valid ({} domains)",

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::diagnose::{self, Expectations};
-use crate::exporter::{ConfigSource, Exporter, ProberFactory};
+use crate::exporter::{ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions};
 use crate::lab::scenarios;
 use crate::model::address::{MailAddress, ProbeTarget};
 use crate::model::step::Outcome;
@@ -80,13 +80,32 @@ pub(super) async fn run(args: DemoArgs) -> ExitCode {
         };
     }
     init_logging(args.log_level, LogFormat::Logfmt);
-    let served = serve_demo(&args, prober).await;
+    let world = Arc::new(world);
+    let story = (!args.story_after.is_zero()).then(|| {
+        let world = world.clone();
+        let after = args.story_after;
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let (zone, records) = scenarios::provider_change();
+            match world.replace_zone(zone, &records).await {
+                Ok(()) => tracing::info!(
+                    domain = zone,
+                    "demo: the DNS provider of {zone} changed; the SRV record was lost and the new provider's web host answers on the bare domain (see its timeline)"
+                ),
+                Err(error) => tracing::warn!(%error, "demo: the DNS provider change failed"),
+            }
+        })
+    });
+    let result = serve_demo(&args, prober).await;
     let _ = std::fs::remove_dir_all(credentials_dir());
-    match served {
-        Ok(()) => {
-            world.stop().await;
-            ExitCode::SUCCESS
-        }
+    if let Some(story) = story {
+        story.abort();
+    }
+    if let Ok(world) = Arc::try_unwrap(world) {
+        world.stop().await;
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(EXIT_CANNOT_RUN)
@@ -98,7 +117,13 @@ async fn serve_demo(args: &DemoArgs, prober: Prober) -> Result<(), String> {
     let address = parse_listen_address(&args.listen_address)?;
     let config = demo_config()?;
     let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-    let exporter = Exporter::start(ConfigSource::Fixed(Box::new(config)), factory, None)?;
+    // The demo's history lives in memory: a show should leave no file behind.
+    let options = StartOptions {
+        shard: None,
+        history: HistoryLocation::Memory,
+        external_url: args.external_url.clone(),
+    };
+    let exporter = Exporter::start(ConfigSource::Fixed(Box::new(config)), factory, options)?;
     let listener = bind(address).await?;
     let port = listener
         .local_addr()
@@ -116,8 +141,17 @@ async fn serve_demo(args: &DemoArgs, prober: Prober) -> Result<(), String> {
          Seed trace:   {base}/domains/companyb.example\n\
          Probe now:    {base}/probe?target=companyb.example&debug=true\n\
          In a shell:   autodiscover-exporter demo --check companyb.example\n\n\
-         First results appear within 10 seconds. Ctrl-C stops the demo.",
-        demo_domains().len()
+         First results appear within 10 seconds.{} Ctrl-C stops the demo.",
+        demo_domains().len(),
+        if args.story_after.is_zero() {
+            String::new()
+        } else {
+            format!(
+                "\nAfter {}, companyc.example moves to a new DNS provider that loses its SRV record:\n\
+                 watch its timeline at {base}/domains/companyc.example.",
+                humantime::format_duration(args.story_after)
+            )
+        }
     );
     serve_until_signal(listener, exporter, None).await
 }

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Probe and export only shard I of N (1-based) of the configured domains.
     #[arg(long = "shard", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
+    /// The URL users reach the exporter at (behind a proxy, an ingress): links on the status
+    /// page and in alerts use it. Empty: relative links.
+    #[arg(long = "web.external-url", default_value = "", value_parser = parse_external_url)]
+    pub external_url: String,
     /// Log level.
     #[arg(long = "log.level", default_value = "info", value_enum)]
     pub log_level: LogLevel,
@@ -88,7 +92,7 @@ pub struct CheckArgs {
     #[arg(long = "output", default_value = "text", value_enum)]
     pub output: Output,
     /// Budget of the whole probe.
-    #[arg(long = "timeout", value_parser = humantime::parse_duration)]
+    #[arg(long = "timeout", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 }
 
@@ -107,6 +111,32 @@ pub struct DemoArgs {
     /// Output format of `--check`.
     #[arg(long = "output", default_value = "text", value_enum)]
     pub output: Output,
+    /// After this long, companyc.example moves to a new DNS provider and loses its SRV record
+    /// (the seed's story, for the timeline); 0 keeps the world as it is.
+    #[arg(long = "story-after", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub story_after: Duration,
+    /// The URL users reach the demo at (links on the status page).
+    #[arg(long = "web.external-url", default_value = "", value_parser = parse_external_url)]
+    pub external_url: String,
+}
+
+/// An http(s) URL without query or fragment, or empty.
+fn parse_external_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "{text:?} must be an http or https URL without query, e.g. https://autodiscover.example.net/exporter"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// `check` output formats.
@@ -164,6 +194,19 @@ pub fn run() -> ExitCode {
 
 fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
     crate::config::parse_nameserver(text)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    use crate::config::{MAX_TIMEOUT, MIN_TIMEOUT};
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+        return Err(format!(
+            "{text} is out of range: between {} and {}",
+            humantime::format_duration(MIN_TIMEOUT),
+            humantime::format_duration(MAX_TIMEOUT)
+        ));
+    }
+    Ok(timeout)
 }
 
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {
@@ -270,6 +313,9 @@ mod tests {
         assert_eq!(parse_listen_address(":10195").unwrap().port(), 10195);
         assert!(parse_listen_address("[::1]:9").is_ok());
         assert!(parse_listen_address("nope").is_err());
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert!(parse_timeout("18446744073709551615s").is_err());
+        assert!(parse_timeout("1ns").is_err());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Findings: what is wrong (or worth knowing) and how to fix it, in an Exchange admin's terms.
 
+mod microsoft365;
+
 use crate::model::facts::{
-    AddressAttempt, BodyKind, DnsAnswer, Hop, HopOrigin, StepTrace, Validity, url_host,
+    AddressAttempt, BodyKind, CertificateSource, DnsAnswer, Hop, HopOrigin, StepTrace, Validity,
+    url_host,
 };
 use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, FindingCode, Severity, date};
 use crate::model::pox::PoxResponse;
@@ -12,6 +15,8 @@ use crate::protocol::settings::internal_reason;
 use crate::protocol::srv;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+
+pub mod changes;
 
 /// What the admin expects for a domain; a finding when reality differs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +55,8 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
         }
     }
     explain_srv(&mut out, report);
+    explain_domain_missing(&mut out, report);
+    microsoft365::explain(&mut out, report);
     explain_credentials(&mut out, report);
     for check in &report.services {
         explain_service(&mut out, check);
@@ -61,6 +68,8 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
 
 #[derive(Default)]
 struct Findings {
+    /// Failed DNS questions by answer: one finding per kind of failure, naming every question.
+    dns_failures: Vec<(String, Vec<String>)>,
     list: Vec<Finding>,
     seen: HashSet<(FindingCode, String)>,
 }
@@ -77,7 +86,37 @@ impl Findings {
         }
     }
 
+    /// Notes a failed DNS question (server failure, refusal, timeout, malformed answer).
+    fn dns_failure(&mut self, name: &str, kind: &str, answer: &DnsAnswer) {
+        if !matches!(
+            answer,
+            DnsAnswer::ServFail | DnsAnswer::Refused | DnsAnswer::Timeout | DnsAnswer::Error { .. }
+        ) {
+            return;
+        }
+        let what = answer.describe();
+        let question = format!("{name} {kind}");
+        match self.dns_failures.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, questions)) => {
+                if !questions.contains(&question) {
+                    questions.push(question);
+                }
+            }
+            None => self.dns_failures.push((what, vec![question])),
+        }
+    }
+
     fn finish(mut self) -> Vec<Finding> {
+        for (what, questions) in std::mem::take(&mut self.dns_failures) {
+            self.push(
+                Severity::Warning,
+                FindingCode::DnsFailure,
+                format!("DNS lookups failed ({what}): {}.", questions.join(", ")),
+                "Check the zone at the DNS provider (delegation, DNSSEC, server health): clients \
+                 treat a failed lookup as a missing record and move on."
+                    .into(),
+            );
+        }
         self.list.sort_by_key(|f| f.severity);
         self.list
     }
@@ -114,7 +153,7 @@ fn explain_step(out: &mut Findings, domain: &str, step: &StepTrace, unreached: b
         }
         if let Some(lookup) = &hop.lookup {
             for (kind, answer) in [("A", &lookup.a), ("AAAA", &lookup.aaaa)] {
-                explain_dns_failure(out, &lookup.host, kind, answer);
+                out.dns_failure(&lookup.host, kind, answer);
             }
         }
     }
@@ -188,10 +227,41 @@ fn explain_certificates(
                 severity,
                 FindingCode::CertificateNameMismatch,
                 message,
-                name_mismatch_hint(domain, step, &host, leaf.dns_names.first()),
+                match microsoft_target(hop) {
+                    Some(target) => format!(
+                        "{host} is a CNAME to {target}, a Microsoft host whose certificate can \
+                         never list your domain. Outlook 2016 and later asks Microsoft 365 first and \
+                         does not come here; clients that do (Outlook 2013, iOS and macOS Mail) see \
+                         this alert. Keep the CNAME if Microsoft 365 asks for it, and check that no \
+                         such client is in use, or answer https://{host} yourself with a \
+                         certificate that lists it."
+                    ),
+                    None => name_mismatch_hint(domain, step, &host, leaf.dns_names.first()),
+                },
+            );
+        }
+        if verdict.completed_by_aia {
+            let url = tls
+                .chain
+                .iter()
+                .find_map(|c| match &c.source {
+                    CertificateSource::Aia { url } => Some(url.as_str()),
+                    CertificateSource::Presented => None,
+                })
+                .unwrap_or("its AIA URL");
+            out.push(
+                Severity::Warning,
+                FindingCode::CertificateChainIncomplete,
+                format!(
+                    "{where_} sends only part of its certificate chain; the missing issuer comes from {url}. Outlook on Windows fetches it and shows no alert, but Android, iOS and macOS Mail, Thunderbird, many Linux clients and most libraries (Java, Python, Go) fail on this server."
+                ),
+                format!(
+                    "Install the intermediate certificate(s) on the server behind {host} so it sends the full chain (in IIS: import the intermediate into the \"Intermediate Certification Authorities\" store and rebind)."
+                ),
             );
         }
         if !verdict.trusted {
+            let leaf_only = tls.chain.len() == 1 && !leaf.self_signed;
             let what = if leaf.self_signed {
                 "a self-signed certificate".to_owned()
             } else {
@@ -211,11 +281,19 @@ fn explain_certificates(
                         .map(|e| format!(" ({e})"))
                         .unwrap_or_default()
                 ),
-                format!(
-                    "Install a certificate for {host} from a public CA. If a private CA is \
-                     intended, every Outlook client must trust its root (and the exporter needs \
-                     it in tls.ca_file)."
-                ),
+                if leaf_only {
+                    format!(
+                        "The server behind {host} sends only its leaf, and the leaf names no \
+                         AIA URL where clients could fetch the issuer: install the intermediate \
+                         certificate(s) so the server sends the full chain."
+                    )
+                } else {
+                    format!(
+                        "Install a certificate for {host} from a public CA. If a private CA is \
+                         intended, every Outlook client must trust its root (and the exporter \
+                         needs it in tls.ca_file)."
+                    )
+                },
             );
         }
         match verdict.validity {
@@ -283,7 +361,7 @@ fn explain_certificates(
             .http
             .as_ref()
             .is_some_and(|h| h.status == Some(401) && !h.auth_schemes().is_empty());
-        if !verdict.is_valid() && exchange_behind {
+        if !verdict.is_valid() && exchange_behind && microsoft_target(hop).is_none() {
             out.push(
                 severity,
                 FindingCode::ExchangeBehindCertificatePrompt,
@@ -296,6 +374,17 @@ fn explain_certificates(
             );
         }
     }
+}
+
+/// The Microsoft host a hop's name is a CNAME to (Exchange Online's `autodiscover.outlook.com`
+/// and its relatives), if it is one.
+fn microsoft_target(hop: &Hop) -> Option<&str> {
+    let target = hop.lookup.as_ref()?.cname_chain.last()?.target.as_str();
+    let name = target.trim_end_matches('.').to_ascii_lowercase();
+    let microsoft = ["outlook.com", "office365.com", "office.com"]
+        .iter()
+        .any(|suffix| name == *suffix || name.ends_with(&format!(".{suffix}")));
+    microsoft.then_some(target)
 }
 
 fn name_mismatch_hint(
@@ -459,31 +548,12 @@ fn explain_answers(out: &mut Findings, step: &StepTrace, hop: &Hop) {
     }
 }
 
-fn explain_dns_failure(out: &mut Findings, name: &str, kind: &str, answer: &DnsAnswer) {
-    if matches!(
-        answer,
-        DnsAnswer::ServFail | DnsAnswer::Refused | DnsAnswer::Timeout | DnsAnswer::Error { .. }
-    ) {
-        out.push(
-            Severity::Warning,
-            FindingCode::DnsFailure,
-            format!(
-                "DNS lookup of {name} ({kind}) failed: {}.",
-                answer.describe()
-            ),
-            "Check the zone at the DNS provider (delegation, DNSSEC, server health): clients \
-             treat a failed lookup as a missing record and move on."
-                .into(),
-        );
-    }
-}
-
 fn explain_srv(out: &mut Findings, report: &ProbeReport) {
     let Some(step) = report.step(StepId::SrvRecord) else {
         return;
     };
     let Some(lookup) = &step.srv else { return };
-    explain_dns_failure(out, &lookup.name, "SRV", &lookup.answer);
+    out.dns_failure(&lookup.name, "SRV", &lookup.answer);
     for record in &lookup.records {
         if srv::is_no_service(record) {
             out.push(
@@ -503,7 +573,8 @@ fn explain_srv(out: &mut Findings, report: &ProbeReport) {
                 Severity::Warning,
                 FindingCode::SrvPortIgnored,
                 format!(
-                    "{} points at {}:{}; Outlook ignores the port and connects to {}:443.",
+                    "{} points at {}:{}; Outlook builds https://{}/Autodiscover/Autodiscover.xml \
+                     (port 443) and uses only records on port 443, so it ignores this one.",
                     lookup.name, record.target, record.port, record.target
                 ),
                 format!(
@@ -515,10 +586,60 @@ fn explain_srv(out: &mut Findings, report: &ProbeReport) {
     }
 }
 
+/// NXDOMAIN for the mail domain itself: the name does not exist for this resolver (an existing
+/// domain without an address answers "no data" instead).
+fn domain_missing(report: &ProbeReport) -> bool {
+    report
+        .step(StepId::RootDomain)
+        .and_then(|s| s.hops.first())
+        .and_then(|h| h.lookup.as_ref())
+        .is_some_and(|l| l.a == DnsAnswer::NxDomain && l.aaaa == DnsAnswer::NxDomain)
+}
+
+fn explain_domain_missing(out: &mut Findings, report: &ProbeReport) {
+    if domain_missing(report) {
+        out.push(
+            Severity::Error,
+            FindingCode::DomainNotFound,
+            format!(
+                "{} does not exist in DNS (NXDOMAIN from {}).",
+                report.domain, report.resolver
+            ),
+            "Check the spelling of the domain in the configuration, the registration of the \
+             domain, and that the resolver sees the public zone (split DNS)."
+                .into(),
+        );
+    }
+}
+
 fn explain_verdict(out: &mut Findings, report: &ProbeReport) {
     let domain = &report.domain;
     match (&report.endpoint, report.outcome) {
         (None, _) => {
+            let hint = if !report.certificate_prompts.is_empty() {
+                let steps: Vec<&str> = report
+                    .certificate_prompts
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect();
+                format!(
+                    "Outlook reaches a server at {} but its certificate fails; fix that \
+                     certificate (see the certificate findings) and the endpoint is found there.",
+                    steps.join(", ")
+                )
+            } else if domain_missing(report) {
+                format!(
+                    "{domain} does not exist in DNS: check the spelling of the domain in the \
+                     configuration, and that the resolver ({}) sees the public zone.",
+                    report.resolver
+                )
+            } else {
+                format!(
+                    "Publish autodiscover.{domain} at your Exchange server with a certificate \
+                     that lists autodiscover.{domain}, or an SRV record _autodiscover._tcp.{domain} \
+                     0 0 443 <name on the certificate>."
+                )
+            };
             out.push(
                 Severity::Error,
                 FindingCode::NoAutodiscover,
@@ -527,11 +648,7 @@ fn explain_verdict(out: &mut Findings, report: &ProbeReport) {
                      profiles by itself.",
                     report.address
                 ),
-                format!(
-                    "Publish autodiscover.{domain} at your Exchange server with a certificate that \
-                     lists autodiscover.{domain}, or an SRV record _autodiscover._tcp.{domain} 0 0 \
-                     443 <name on the certificate>."
-                ),
+                hint,
             );
         }
         (Some(endpoint), _) if report.redirect_prompt => {

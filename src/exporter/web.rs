@@ -1,18 +1,18 @@
 //! The HTTP server: `/metrics`, `/probe`, `/`, `/domains/D`, `/-/reload`, `/-/healthy`,
 //! `/-/ready`. The caller binds the listener, so tests serve on `127.0.0.1:0`.
 
-use super::store::DomainEntry;
+use super::store::{DomainEntry, Latest};
 use super::web_config::WebConfig;
 use super::{Exporter, ProbeRefusal};
 use crate::model::address::Domain;
 use crate::net::tls::unix_now;
-use crate::render::html::{self, DomainView};
+use crate::render::html::{self, DomainView, PageContext, StatusQuery};
 use crate::render::metrics::{self, Format};
 use crate::render::trace::{self, Colour};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -24,6 +24,10 @@ use tokio::net::TcpListener;
 
 /// Subtracted from Prometheus's scrape timeout so the answer arrives before it gives up.
 const SCRAPE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+/// The shortest probe budget a scraper's timeout header can ask for.
+const MIN_SCRAPE_DEADLINE: Duration = Duration::from_millis(500);
+/// The longest: no scrape waits longer than this (the configured probe timeout is at most 10 m).
+const MAX_SCRAPE_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Serves until `shutdown` completes, then lets open requests finish (up to 5 s).
 pub async fn serve(
@@ -160,23 +164,26 @@ async fn route(
                 );
             };
             let debug = query.iter().any(|(k, v)| k == "debug" && v == "true");
-            let deadline = request
-                .headers()
-                .get("X-Prometheus-Scrape-Timeout-Seconds")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .map(|v| {
-                    Duration::from_secs_f64(v)
-                        .saturating_sub(SCRAPE_TIMEOUT_OFFSET)
-                        .max(Duration::from_millis(500))
-                });
+            let deadline = scrape_deadline(
+                request
+                    .headers()
+                    .get("X-Prometheus-Scrape-Timeout-Seconds")
+                    .and_then(|v| v.to_str().ok()),
+            );
             match exporter.probe_now(&target, deadline).await {
                 Err(refusal @ (ProbeRefusal::Invalid(_) | ProbeRefusal::NotConfigured(_))) => {
                     text(StatusCode::BAD_REQUEST, &format!("{refusal}\n"))
                 }
                 Ok((report, config)) => {
-                    let latest = super::store::render(&config, report);
+                    // No history for an on-demand probe; a configured domain's memory still
+                    // gives the delegation change time.
+                    let memory = shared
+                        .store
+                        .get(&config.domain)
+                        .and_then(|e| e.latest)
+                        .map(|l| l.memory.clone())
+                        .unwrap_or_default();
+                    let latest = super::store::render(&config, report, memory, Vec::new());
                     let format = Format::negotiate(accept.as_deref());
                     let mut out = String::new();
                     metrics::write_domains(&mut out, format, std::iter::once(&latest.samples));
@@ -198,13 +205,28 @@ async fn route(
                 }
             }
         }
-        (Method::GET, "/") => {
+        (Method::GET | Method::HEAD, "/") => {
             let entries: Vec<_> = shared.store.read().values().cloned().collect();
             let views: Vec<DomainView<'_>> = entries.iter().map(DomainEntry::view).collect();
-            html_response(html::status_page(&views, unix_now()))
+            let status_query = StatusQuery::parse(&query);
+            if wants_json(accept.as_deref(), &query) {
+                let rows = html::status_summaries(&views, &status_query, &shared.external_url);
+                return json_response(&rows);
+            }
+            let reload_failure = shared.reload_failure();
+            let ctx = PageContext {
+                now: unix_now(),
+                base: &shared.external_url,
+                reload_failure: reload_failure.as_ref(),
+            };
+            html_response(html::status_page(&views, &status_query, &ctx))
         }
-        (Method::GET, p) if p.starts_with("/domains/") => {
-            let raw = &p["/domains/".len()..];
+        (method, p) if p.starts_with("/domains/") => {
+            let rest = &p["/domains/".len()..];
+            let (raw, action) = match rest.strip_suffix("/probe") {
+                Some(raw) => (raw, true),
+                None => (rest, false),
+            };
             let decoded = percent_decode(raw);
             let Some(entry) = Domain::parse(&decoded)
                 .ok()
@@ -215,28 +237,50 @@ async fn route(
                     &format!("{} is not a configured domain\n", decoded.escape_debug()),
                 );
             };
-            let wants_json = accept
-                .as_deref()
-                .is_some_and(|a| a.contains("application/json"))
-                || query.iter().any(|(k, v)| k == "format" && v == "json");
-            if wants_json {
-                return match &entry.latest {
-                    Some(latest) => match serde_json::to_string_pretty(&latest.report) {
-                        Ok(json) => with_type(
-                            Response::new(Full::new(Bytes::from(json))),
-                            "application/json",
-                        ),
-                        Err(error) => {
-                            text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"))
-                        }
-                    },
-                    None => with_type(
+            let page = format!(
+                "{}/domains/{}",
+                shared.external_url,
+                html::url_encode(entry.config.domain.display())
+            );
+            if action {
+                if method != Method::POST {
+                    return text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "use POST to probe now (the button on the domain's page)\n",
+                    );
+                }
+                probe_and_wait(exporter, &entry).await;
+                let mut response = text(StatusCode::SEE_OTHER, "probed; see the domain's page\n");
+                if let Ok(location) = HeaderValue::from_str(&page) {
+                    response.headers_mut().insert(LOCATION, location);
+                }
+                return response;
+            }
+            if !matches!(method, Method::GET | Method::HEAD) {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+            }
+            if wants_json(accept.as_deref(), &query) {
+                let Some(latest) = &entry.latest else {
+                    return with_type(
                         Response::new(Full::new(Bytes::from_static(b"null"))),
                         "application/json",
+                    );
+                };
+                return match domain_json(latest) {
+                    Ok(json) => with_type(
+                        Response::new(Full::new(Bytes::from(json))),
+                        "application/json",
                     ),
+                    Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
                 };
             }
-            html_response(html::domain_page(&entry.view(), unix_now()))
+            let reload_failure = shared.reload_failure();
+            let ctx = PageContext {
+                now: unix_now(),
+                base: &shared.external_url,
+                reload_failure: reload_failure.as_ref(),
+            };
+            html_response(html::domain_page(&entry.view(), &ctx))
         }
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
@@ -264,12 +308,89 @@ async fn route(
     }
 }
 
+/// `/domains/D` as JSON: the report, with the domain's latest changes as `history` (oldest
+/// first) and the time of its latest NS change.
+fn domain_json(latest: &Latest) -> Result<String, serde_json::Error> {
+    let mut value = serde_json::to_value(&latest.report)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("history".into(), serde_json::to_value(&latest.timeline)?);
+        object.insert(
+            "delegation_changed_at".into(),
+            serde_json::to_value(latest.memory.delegation_change.as_ref().map(|c| c.at))?,
+        );
+        object.insert(
+            "last_change_at".into(),
+            serde_json::to_value(latest.memory.last_change_at)?,
+        );
+    }
+    serde_json::to_string_pretty(&value)
+}
+
+/// Asks the domain's task to probe now and waits (bounded by its probe timeout) until a newer
+/// result is in the store.
+async fn probe_and_wait(exporter: &Arc<Exporter>, entry: &DomainEntry) {
+    let shared = exporter.shared();
+    let before = entry.latest.as_ref().map(|l| l.report.started_at);
+    let started = unix_now();
+    if !exporter.trigger_probe(&entry.config.domain) {
+        return;
+    }
+    let limit = entry.config.probe.timeout + Duration::from_secs(5);
+    let _ = tokio::time::timeout(limit, async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = shared
+                .store
+                .get(&entry.config.domain)
+                .and_then(|e| e.latest)
+                .map(|l| l.report.started_at);
+            if now.is_some() && now != before && now >= Some(started - 1) {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+fn wants_json(accept: Option<&str>, query: &[(String, String)]) -> bool {
+    accept.is_some_and(|a| a.contains("application/json"))
+        || query.iter().any(|(k, v)| k == "format" && v == "json")
+}
+
+fn json_response<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_string(value) {
+        Ok(json) => with_type(
+            Response::new(Full::new(Bytes::from(json))),
+            "application/json",
+        ),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+    }
+}
+
 /// Reloads the configuration off the runtime's worker threads (it reads files).
 pub async fn reload(exporter: &Arc<Exporter>) -> Result<usize, String> {
     let exporter = exporter.clone();
     tokio::task::spawn_blocking(move || exporter.reload())
         .await
         .unwrap_or_else(|e| Err(format!("reload task failed: {e}")))
+}
+
+/// The probe budget a scraper's `X-Prometheus-Scrape-Timeout-Seconds` leaves: the header minus
+/// [`SCRAPE_TIMEOUT_OFFSET`], within [`MIN_SCRAPE_DEADLINE`]..=[`MAX_SCRAPE_DEADLINE`]. Anything
+/// that is not a positive finite number of seconds is ignored (the configured timeout applies).
+fn scrape_deadline(header: Option<&str>) -> Option<Duration> {
+    let seconds = header?.trim().parse::<f64>().ok()?;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return None;
+    }
+    // Clamped before the conversion: `Duration::from_secs_f64` panics above u64::MAX seconds.
+    let seconds = seconds.min(MAX_SCRAPE_DEADLINE.as_secs_f64());
+    Some(
+        Duration::try_from_secs_f64(seconds)
+            .unwrap_or(MAX_SCRAPE_DEADLINE)
+            .saturating_sub(SCRAPE_TIMEOUT_OFFSET)
+            .clamp(MIN_SCRAPE_DEADLINE, MAX_SCRAPE_DEADLINE),
+    )
 }
 
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
@@ -314,4 +435,31 @@ fn with_type(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrape_timeouts_from_outside_are_clamped_never_a_panic() {
+        let longest = Some(MAX_SCRAPE_DEADLINE - SCRAPE_TIMEOUT_OFFSET);
+        let cases = [
+            (Some("9"), Some(Duration::from_millis(8500))),
+            (Some(" 10.5 "), Some(Duration::from_secs(10))),
+            (Some("0.2"), Some(MIN_SCRAPE_DEADLINE)),
+            (Some("1e20"), longest),
+            (Some("1e308"), longest),
+            (Some("18446744073709551616"), longest),
+            (Some("inf"), None),
+            (Some("NaN"), None),
+            (Some("-1"), None),
+            (Some("0"), None),
+            (Some("soon"), None),
+            (None, None),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(scrape_deadline(header), expected, "{header:?}");
+        }
+    }
 }

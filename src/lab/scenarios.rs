@@ -363,6 +363,31 @@ fn exchange_settings(ews_host: &str, autodiscover_host: &str) -> String {
     )
 }
 
+/// The domain whose DNS provider changes in the seed's story.
+pub const PROVIDER_CHANGE_DOMAIN: &str = "companyc.example";
+
+fn companyc_zone_before() -> String {
+    format!(
+        "@ IN SOA ns1.old-dns.example. hostmaster.old-dns.example. 2024010101 3600 600 86400 60\n\
+         @ NS ns1.old-dns.example.\n@ NS ns2.old-dns.example.\n\
+         www A 198.51.100.30\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."
+    )
+}
+
+/// The seed's story: the CEO moves companyc.example to a new DNS provider. The new zone has new
+/// name servers and serial, the provider's default web host on the bare domain (its certificate
+/// names only www), and no SRV record: a redirect prompt becomes a certificate prompt.
+/// Returns the zone and its records, for [`super::world::World::replace_zone`].
+pub fn provider_change() -> (&'static str, String) {
+    (
+        PROVIDER_CHANGE_DOMAIN,
+        "@ IN SOA ns1.new-dns.example. support.new-dns.example. 2026113001 3600 600 86400 60\n\
+         @ NS ns1.new-dns.example.\n@ NS ns2.new-dns.example.\n\
+         @ A 198.51.100.31\nwww A 198.51.100.31"
+            .to_owned(),
+    )
+}
+
 /// Builds the world serving every scenario of the catalogue.
 pub fn world() -> Result<WorldBuilder, WorldError> {
     let mut w = WorldBuilder::new()?;
@@ -391,11 +416,12 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
     w.https("198.51.100.20", companyb_site, Behaviour::WebSite);
     w.zone("companyb.example", &format!("@ A 198.51.100.20\nwww A 198.51.100.20\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."));
 
-    // The fix: the bare domain has no address; SRV leads to the Exchange host.
-    w.zone(
-        "companyc.example",
-        &format!("www A 198.51.100.30\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."),
-    );
+    // The fix: the bare domain has no address; SRV leads to the Exchange host. Its zone is at
+    // the old DNS provider until `provider_change` moves it (the demo and the history tests).
+    w.zone("companyc.example", &companyc_zone_before());
+    // The new provider's web host, where its default zone points the bare domain.
+    let provider_site = issue(w.ca(), &["www.companyc.example"])?;
+    w.https("198.51.100.31", provider_site, Behaviour::WebSite);
 
     let expired = w.ca().issue(
         &["autodiscover.expired.example"],

@@ -83,6 +83,12 @@ pub enum Behaviour {
         /// Known addresses (lower-case) and the POX URL the service names for each.
         known: Vec<(String, String)>,
     },
+    /// Microsoft 365 throttling its JSON Autodiscover: 429 Too Many Requests with `Retry-After`
+    /// there, while the POX path still answers 401.
+    Microsoft365Throttling {
+        /// Seconds in `Retry-After`.
+        retry_after: u64,
+    },
     /// The same bytes on every path (an AIA URL serving a certificate).
     File {
         /// The body.
@@ -250,6 +256,14 @@ async fn answer(
         Behaviour::Silent => status(StatusCode::NOT_FOUND),
         Behaviour::Microsoft365 { .. } if autodiscover_path => microsoft365_challenge(),
         Behaviour::Microsoft365 { known } => microsoft365_json(known, &path),
+        Behaviour::Microsoft365Throttling { .. } if autodiscover_path => microsoft365_challenge(),
+        Behaviour::Microsoft365Throttling { retry_after } => {
+            let mut response = status(StatusCode::TOO_MANY_REQUESTS);
+            response
+                .headers_mut()
+                .insert(hyper::header::RETRY_AFTER, (*retry_after).into());
+            response
+        }
         Behaviour::File { body } => {
             let mut response = Response::new(Full::new(Bytes::from(body.clone())).boxed());
             response.headers_mut().insert(

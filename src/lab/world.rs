@@ -199,6 +199,11 @@ impl World {
         self.dns.address()
     }
 
+    /// Replaces every record of the zone `origin`, as a change of DNS provider would.
+    pub async fn replace_zone(&self, origin: &str, records: &str) -> Result<(), WorldError> {
+        Ok(self.dns.replace_zone(origin, records).await?)
+    }
+
     /// The CA certificate, PEM.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem

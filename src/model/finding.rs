@@ -101,6 +101,14 @@ finding_codes! {
     RedirectPrompt = "redirect_prompt",
     /// The SRV record is missing while another step prompts.
     SrvTargetMissing = "srv_target_missing",
+    /// The server sends an incomplete chain that Windows completes from the AIA URL.
+    CertificateChainIncomplete = "certificate_chain_incomplete",
+    /// The mail domain does not exist in DNS.
+    DomainNotFound = "domain_not_found",
+    /// Microsoft 365 finds the mailbox; clients without that shortcut meet a worse verdict.
+    ClassicClientsAffected = "classic_clients_affected",
+    /// Microsoft 365 hosts the mailbox but autodiscover.D does not point at Microsoft.
+    AutodiscoverNotMicrosoft365 = "autodiscover_not_microsoft365",
     /// The endpoint host is not the expected one.
     UnexpectedEndpointHost = "unexpected_endpoint_host",
     /// The endpoint step is not the expected one.
@@ -115,6 +123,8 @@ finding_codes! {
     CredentialsNotSent = "credentials_not_sent",
     /// The settings name an internal host or a private address for use outside the network.
     SettingsInternalName = "settings_internal_name",
+    /// The verdict got worse within 7 days of a change of the domain's name servers.
+    RegressedAfterDelegationChange = "regressed_after_delegation_change",
 }
 
 impl fmt::Display for FindingCode {
@@ -179,6 +189,11 @@ mod tests {
             "credentials_rejected",
             "credentials_not_sent",
             "settings_internal_name",
+            "certificate_chain_incomplete",
+            "domain_not_found",
+            "classic_clients_affected",
+            "autodiscover_not_microsoft365",
+            "regressed_after_delegation_change",
         ];
         for name in pinned {
             assert!(

@@ -1,7 +1,7 @@
 //! The result of one probe, as every renderer (metrics, trace, JSON, HTML) sees it.
 
 use super::address::{Domain, MailAddress};
-use super::facts::{SrvRecord, StepTrace};
+use super::facts::{Delegation, SrvRecord, StepTrace};
 use super::finding::Finding;
 use super::settings::{CredentialsUse, ServiceCheck, ServicePrompt, Settings, SettingsSource};
 use super::step::{Outcome, StepId};
@@ -48,6 +48,11 @@ pub struct ProbeReport {
     pub credentials: Option<CredentialsUse>,
     /// What is wrong and how to fix it.
     pub findings: Vec<Finding>,
+    /// The DNS servers the probe asked.
+    pub resolver: String,
+    /// The domain's NS set and SOA, as the configured resolver answers them.
+    #[serde(default)]
+    pub delegation: Option<Delegation>,
     /// When the probe started, Unix seconds.
     pub started_at: i64,
     /// How long the probe took.

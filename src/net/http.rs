@@ -1,7 +1,9 @@
 //! HTTP/1.1 requests over a connection the probe opened itself: no pooling, no automatic
 //! redirects, a timeout on the response head and on the body, and a cap on the body size.
 
-use crate::model::facts::{BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod};
+use crate::model::facts::{
+    BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod, is_exchange_header,
+};
 use crate::protocol::microsoft365;
 use crate::protocol::pox;
 use bytes::Bytes;
@@ -258,10 +260,7 @@ fn record_headers(exchange: &mut HttpExchange, headers: &HeaderMap) {
         .collect();
     for (name, value) in headers {
         let name = name.as_str();
-        let exchange_header = (name.starts_with("x-") && name.ends_with("-enabled"))
-            || name == "x-feserver"
-            || name == "x-owa-version";
-        if exchange_header && exchange.exchange_headers.len() < 16 {
+        if is_exchange_header(name) && exchange.exchange_headers.len() < 16 {
             exchange
                 .exchange_headers
                 .push((canonical_header(name), text(value)));

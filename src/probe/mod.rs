@@ -32,6 +32,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default budget of one network phase.
 pub const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// No budget is longer than this, whatever the options say (`Instant + Duration` panics on
+/// overflow; the configuration allows at most 10 minutes).
+const LONGEST_BUDGET: Duration = Duration::from_secs(3600);
 
 /// How one probe runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -115,10 +118,15 @@ impl Prober {
     pub async fn probe(&self, address: &MailAddress, options: &ProbeOptions) -> ProbeReport {
         let started = Instant::now();
         let started_unix = unix_now();
-        let deadline = started + options.timeout;
+        let deadline = started + options.timeout.min(LONGEST_BUDGET);
         let mut visited: HashSet<MailAddress> = HashSet::from([address.clone()]);
         let mut redirects: Vec<RedirectHop> = Vec::new();
-        let mut discoveries = vec![self.discover(address, options, deadline, MAX_HOPS).await];
+        let (first, delegation) = tokio::join!(
+            self.discover(address, options, deadline, MAX_HOPS),
+            self.dns
+                .lookup_delegation(address.domain().ascii(), options.phase_timeout)
+        );
+        let mut discoveries = vec![first];
         while let Some(last) = discoveries.last_mut() {
             let Some((step_index, text)) = verdict::pending_restart(last) else {
                 break;
@@ -202,6 +210,8 @@ impl Prober {
             service_certificate_prompts: decision.service_certificate_prompts,
             credentials: after.credentials,
             findings: Vec::new(),
+            resolver: self.dns.describe().to_owned(),
+            delegation: Some(delegation),
             started_at: started_unix,
             duration_seconds: started.elapsed().as_secs_f64(),
         }
@@ -218,7 +228,8 @@ impl Prober {
         let run = |step: StepId| {
             let ctx = StepContext {
                 address: address.clone(),
-                deadline: probe_deadline.min(Instant::now() + options.step_timeout),
+                deadline: probe_deadline
+                    .min(Instant::now() + options.step_timeout.min(LONGEST_BUDGET)),
                 phase_timeout: options.phase_timeout,
                 hop_budget,
             };

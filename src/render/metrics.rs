@@ -5,6 +5,8 @@
 //! never wait for a probe and cost a copy, which keeps 10,000 domains well under 100 ms.
 
 use crate::model::facts::{StepTrace, TlsFacts};
+use crate::model::history::{DomainMemory, regressed_after};
+use crate::model::labels::RESERVED_LABELS;
 use crate::model::report::ProbeReport;
 use crate::model::settings::ServiceStatus;
 use crate::model::step::{Outcome, StepId};
@@ -182,6 +184,22 @@ families! {
         "autodiscover_probe_interval_seconds",
         "Configured interval between background probes of the domain."
     ),
+    Nameservers = info(
+        "autodiscover_domain_nameservers",
+        "The NS set of the domain's delegation: sorted, comma-joined names."
+    ),
+    SoaSerial = gauge(
+        "autodiscover_domain_soa_serial",
+        "Serial number of the domain's SOA record."
+    ),
+    DelegationChanged = seconds(
+        "autodiscover_domain_delegation_changed_timestamp_seconds",
+        "When the domain's NS set last changed, Unix time (from the history; absent until a change was seen)."
+    ),
+    RegressedAfterDelegationChange = gauge(
+        "autodiscover_regressed_after_delegation_change",
+        "1 while the verdict is worse than before a change of the domain's NS set made within the last 7 days."
+    ),
 }
 
 /// Sample lines being rendered, one buffer per family.
@@ -235,8 +253,13 @@ pub fn domain_labels(domain: &str, labels: &BTreeMap<String, String>) -> String 
     out
 }
 
-/// Renders a domain's sample lines.
-pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration) -> DomainSamples {
+/// Renders a domain's sample lines; `memory` is what the history knows of the domain.
+pub fn render_domain(
+    report: &ProbeReport,
+    base_labels: &str,
+    interval: Duration,
+    memory: &DomainMemory,
+) -> DomainSamples {
     let mut f = Lines::new(base_labels);
     f.push(Family::Success, &[], bool_value(report.success()));
     for outcome in Outcome::ALL {
@@ -306,6 +329,31 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
     f.push(Family::ProbeDuration, &[], report.duration_seconds);
     f.push(Family::ProbeTimestamp, &[], report.finished_at());
     f.push(Family::ProbeInterval, &[], interval.as_secs_f64());
+    if let Some(delegation) = &report.delegation {
+        if delegation.nameservers_known() {
+            f.push(
+                Family::Nameservers,
+                &[("nameservers", &delegation.nameservers_joined())],
+                1.0,
+            );
+        }
+        if let Some(soa) = &delegation.soa {
+            f.push(Family::SoaSerial, &[], f64::from(soa.serial));
+        }
+    }
+    let finished = report.finished_at().round() as i64;
+    let regressed = match &memory.delegation_change {
+        Some(change) => {
+            f.push(Family::DelegationChanged, &[], change.at as f64);
+            regressed_after(change, report.outcome, finished).is_some()
+        }
+        None => false,
+    };
+    f.push(
+        Family::RegressedAfterDelegationChange,
+        &[],
+        bool_value(regressed),
+    );
     DomainSamples {
         families: f.families,
     }
@@ -486,6 +534,10 @@ fn sample(out: &mut String, family: Family, base: &str, labels: &[(&str, &str)],
     out.push('{');
     out.push_str(base);
     for (name, value) in labels {
+        debug_assert!(
+            RESERVED_LABELS.contains(name),
+            "label {name} is missing from model::labels::RESERVED_LABELS"
+        );
         out.push(',');
         push_label(out, name, value);
     }
@@ -577,6 +629,10 @@ mod tests {
                 "autodiscover_probe_duration_seconds",
                 "autodiscover_probe_timestamp_seconds",
                 "autodiscover_probe_interval_seconds",
+                "autodiscover_domain_nameservers_info",
+                "autodiscover_domain_soa_serial",
+                "autodiscover_domain_delegation_changed_timestamp_seconds",
+                "autodiscover_regressed_after_delegation_change",
             ]
         );
     }

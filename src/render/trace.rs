@@ -30,6 +30,7 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
         "{}",
         p.bold(&format!("Autodiscover for {}", report.address))
     );
+    let _ = writeln!(out, "Resolver: {}", report.resolver);
     let _ = writeln!(
         out,
         "Verdict:  {} - {}",
@@ -69,6 +70,18 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             out,
             "Redirect prompt: Outlook asks the user to allow the redirect"
         );
+    }
+    if let Some(delegation) = &report.delegation {
+        let ns = if delegation.nameservers.is_empty() {
+            delegation.ns_answer.describe()
+        } else {
+            delegation.nameservers.join(", ")
+        };
+        let soa = match &delegation.soa {
+            Some(soa) => format!("serial {} (primary {})", soa.serial, soa.primary),
+            None => delegation.soa_answer.describe(),
+        };
+        let _ = writeln!(out, "Delegation: NS {ns}; SOA {soa}");
     }
     for (index, (address, steps)) in report.discoveries().enumerate() {
         if index > 0 {
@@ -176,7 +189,11 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
                 "no query slot in time (rate limit): last known answer reused ({} s old)",
                 query.age_seconds
             ),
-            QuerySource::Failed => "query failed".to_owned(),
+            QuerySource::Failed if query.answer.is_some() => format!(
+                "service unreachable: last known answer reused ({} s old)",
+                query.age_seconds
+            ),
+            QuerySource::Failed => "service unreachable".to_owned(),
         };
         let _ = writeln!(out, "   Microsoft 365 {answer}  [{source}]");
     }

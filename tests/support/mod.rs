@@ -67,7 +67,9 @@ pub fn credentials_dir() -> std::path::PathBuf {
 
 use autodiscover_exporter::config::Config;
 use autodiscover_exporter::exporter::web_config::WebConfig;
-use autodiscover_exporter::exporter::{ConfigSource, Exporter, ProberFactory, web};
+use autodiscover_exporter::exporter::{
+    ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions, web,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::net::SocketAddr;
@@ -86,10 +88,23 @@ pub struct RunningExporter {
 impl RunningExporter {
     /// Starts the exporter with `source` and waits until every configured domain has a result.
     pub async fn start(source: ConfigSource, web_config: Option<WebConfig>) -> Self {
+        let options = StartOptions {
+            history: HistoryLocation::Memory,
+            ..StartOptions::default()
+        };
+        Self::start_with(source, web_config, options).await
+    }
+
+    /// Starts the exporter with `options` (history location, external URL).
+    pub async fn start_with(
+        source: ConfigSource,
+        web_config: Option<WebConfig>,
+        options: StartOptions,
+    ) -> Self {
         let world = scenarios::world().unwrap().start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-        let exporter = Exporter::start(source, factory, None).unwrap();
+        let exporter = Exporter::start(source, factory, options).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -142,10 +157,10 @@ impl RunningExporter {
     }
 }
 
-/// A configuration for the given catalogue domains, probed every 2 s with short timeouts.
+/// A configuration for the given catalogue domains, probed every 10 s with short timeouts.
 pub fn config_yaml(domains: &[(&str, &str)]) -> String {
     let mut yaml = String::from(
-        "defaults:\n  interval: 2s\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 1500ms\nconcurrency: 4\ndomains:\n",
+        "defaults:\n  interval: 10s\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 1500ms\nconcurrency: 4\ndomains:\n",
     );
     for (domain, customer) in domains {
         yaml.push_str(&format!(
