@@ -253,8 +253,9 @@ def cmd_serve_config(args):
             lines.append(f"    email: {cfg['email']}")
         if "steps" in cfg:
             lines.append(f"    steps: [{', '.join(cfg['steps'])}]")
-        if "credentials_file" in cfg:  # @WORK@ is replaced by services.sh
-            lines.append(f"    credentials_file: {yaml_str(cfg['credentials_file'])}")
+        if "credentials_file" in cfg:  # @WORK@: the work dir, where --out is written
+            work = os.path.dirname(os.path.abspath(args.out))
+            lines.append(f"    credentials_file: {yaml_str(cfg['credentials_file'].replace('@WORK@', work))}")
         if "expect" in cfg:
             lines.append("    expect:")
             for k, v in cfg["expect"].items():

@@ -787,7 +787,9 @@ check_config_cmd() {
 }
 
 metric_value() { # metric_value URL 'name{labels-substring}': first matching sample value
-    curl -s --max-time 10 "$1" | awk -v pat="$2" 'index($0, pat) == 1 {print $NF; exit}'
+    # awk reads to the end: leaving early would fail curl (exit 23) under pipefail once the
+    # exposition is larger than a pipe buffer.
+    curl -s --max-time 10 "$1" | awk -v pat="$2" '!found && index($0, pat) == 1 {print $NF; found = 1}'
 }
 
 all_probed() { # all_probed ADDR N: every configured domain has a probe timestamp
