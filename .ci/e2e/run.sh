@@ -39,6 +39,9 @@ WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
 LOCK=/tmp/autodiscover-e2e.lock
 STATE=/tmp/autodiscover-e2e.pids  # "pid starttime name" of the processes (and "WORKDIR - dir") of the current run
 
+# shellcheck source=services.sh
+source "$E2E/services.sh"
+
 STARTED_AT=$(date +%s)
 W=""
 RESULTS=/dev/null
@@ -784,7 +787,9 @@ check_config_cmd() {
 }
 
 metric_value() { # metric_value URL 'name{labels-substring}': first matching sample value
-    curl -s --max-time 10 "$1" | awk -v pat="$2" 'index($0, pat) == 1 {print $NF; exit}'
+    # awk reads to the end: leaving early would fail curl (exit 23) under pipefail once the
+    # exposition is larger than a pipe buffer.
+    curl -s --max-time 10 "$1" | awk -v pat="$2" '!found && index($0, pat) == 1 {print $NF; found = 1}'
 }
 
 all_probed() { # all_probed ADDR N: every configured domain has a probe timestamp
@@ -1116,6 +1121,7 @@ main() {
     touch "$STATE"
     kill_leftovers
     install_packages
+    services_install
     W=$(mktemp -d /tmp/autodiscover-e2e.XXXXXX)
     RESULTS=$W/results.log
     : >"$RESULTS"
@@ -1132,6 +1138,8 @@ main() {
     section "Test PKI"
     "$E2E/pki.sh" "$W/pki" || die "pki.sh"
     pass "root CA, intermediate CA and leaves issued in $W/pki"
+    services_pki
+    services_files
 
     section "Servers"
     write_dns_config initial
@@ -1139,7 +1147,9 @@ main() {
     pass "dnsmasq answers on $DNS"
     start_nginx
     pass "nginx serves 127.0.10.1-11 and 127.0.10.20-28"
+    start_dovecot
     infra_checks
+    services_infra_checks
     classify_alerts
     promtool_rules
 
@@ -1156,6 +1166,7 @@ main() {
 
     py serve-config --scenarios "$E2E/scenarios.json" --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
         --out "$W/exporter.yml" || die "serve-config"
+    services_config
     history_config
     check_cli
     check_config_cmd
@@ -1169,6 +1180,7 @@ main() {
     fi
     start_prometheus "$EXPORTER" autodiscover
     serve_checks
+    services_checks
     shard_checks
     web_config_checks
     demo_checks

@@ -10,6 +10,7 @@ use crate::exporter::{ConfigSource, Exporter, HistoryLocation, ProberFactory, St
 use crate::lab::scenarios;
 use crate::model::address::{MailAddress, ProbeTarget};
 use crate::model::step::Outcome;
+use crate::probe::credentials::CredentialsPolicy;
 use crate::probe::{ProbeOptions, Prober};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,7 +47,27 @@ pub(super) async fn run(args: DemoArgs) -> ExitCode {
                 return ExitCode::from(EXIT_CANNOT_RUN);
             }
         };
-        let mut report = prober.probe(&address, &demo_options()).await;
+        let mut options = demo_options();
+        if let Some(account) = scenarios::catalogue()
+            .iter()
+            .find(|s| s.domain == address.domain().ascii())
+            .and_then(|s| s.credentials)
+        {
+            match account.write_file(&credentials_dir(), address.domain().ascii()) {
+                Ok(file) => {
+                    options.credentials = Some(CredentialsPolicy {
+                        file,
+                        hosts: Vec::new(),
+                    });
+                }
+                Err(error) => {
+                    eprintln!("error: cannot write the lab's credentials file: {error}");
+                    return ExitCode::from(EXIT_CANNOT_RUN);
+                }
+            }
+        }
+        let mut report = prober.probe(&address, &options).await;
+        let _ = std::fs::remove_dir_all(credentials_dir());
         report.findings = diagnose::explain(&report, &Expectations::default());
         if let Err(code) = print_report(&report, args.output) {
             return code;
@@ -76,6 +97,7 @@ pub(super) async fn run(args: DemoArgs) -> ExitCode {
         })
     });
     let result = serve_demo(&args, prober).await;
+    let _ = std::fs::remove_dir_all(credentials_dir());
     if let Some(story) = story {
         story.abort();
     }
@@ -139,10 +161,22 @@ fn demo_config() -> Result<Config, String> {
         "defaults:\n  interval: 30s\n  timeout: 10s\n  step_timeout: 6s\n  phase_timeout: 2s\n\
          concurrency: 8\ndomains:\n",
     );
-    for (domain, customer) in demo_domains() {
+    for scenario in scenarios::catalogue().into_iter().filter(|s| s.in_demo) {
+        let (domain, customer) = (scenario.domain, scenario.customer);
         yaml.push_str(&format!("  - domain: {domain}\n    email: someone@{domain}\n    labels: {{customer: \"{customer}\"}}\n"));
+        if let Some(account) = scenario.credentials {
+            let file = account
+                .write_file(&credentials_dir(), domain)
+                .map_err(|e| format!("cannot write the lab's credentials file: {e}"))?;
+            yaml.push_str(&format!("    credentials_file: \"{}\"\n", file.display()));
+        }
     }
     Config::parse(&yaml).map_err(|e| e.to_string())
+}
+
+/// Where the demo writes the lab accounts' credentials files (mode 0600).
+fn credentials_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("autodiscover-demo-{}", std::process::id()))
 }
 
 /// Short timeouts: the simulated world answers in milliseconds, except where it must not.

@@ -11,6 +11,7 @@ use crate::model::facts::{
 use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, Severity, date};
 use crate::model::history::{Change, DomainMemory};
 use crate::model::report::ProbeReport;
+use crate::model::settings::{CredentialsResult, ServiceCheck, ServiceStatus};
 use crate::model::step::{Outcome, StepStatus};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -546,8 +547,16 @@ pub fn problem_text(report: &ProbeReport) -> Option<String> {
     let top = top_finding(report)
         .filter(|f| f.severity != Severity::Info || report.outcome != Outcome::Ok)?;
     let words = top.code.as_str().replace('_', " ");
+    let service = report
+        .service_certificate_prompts
+        .first()
+        .map(|p| format!("{} {}", p.service, p.host));
     let step = match report.outcome {
-        Outcome::CertificatePrompt => report.certificate_prompts.first().map(|s| s.as_str()),
+        Outcome::CertificatePrompt => report
+            .certificate_prompts
+            .first()
+            .map(|s| s.as_str())
+            .or(service.as_deref()),
         Outcome::RedirectPrompt => report.endpoint.as_ref().map(|e| e.step.as_str()),
         Outcome::NotFound => None,
         Outcome::ProbeError => Some("DNS"),
@@ -600,6 +609,17 @@ fn nearest_expiry(report: &ProbeReport) -> Option<(f64, i64, String)> {
             leaf.parse_error.is_none().then_some(())?;
             Some((leaf.days_to_expiry, leaf.not_after, hop.host()))
         })
+        .chain(report.services.iter().flat_map(|check| {
+            check.addresses.iter().filter_map(|a| {
+                let leaf = a.tls.as_ref()?.leaf()?;
+                leaf.parse_error.is_none().then_some(())?;
+                Some((
+                    leaf.days_to_expiry,
+                    leaf.not_after,
+                    format!("{} {}", check.target.service, check.target.host),
+                ))
+            })
+        }))
         .min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
@@ -742,6 +762,7 @@ pub fn domain_page(view: &DomainView<'_>, ctx: &PageContext<'_>) -> String {
         }
     }
     body.push_str("</div>");
+    services_section(&mut body, report);
     delegation_section(&mut body, report);
     timeline_section(&mut body, view);
     page_html(domain, &body, Some(&link))
@@ -941,6 +962,121 @@ fn http_line(exchange: &HttpExchange) -> String {
         let _ = write!(text, "; {name}: {value}");
     }
     text
+}
+
+/// After Autodiscover: where the settings came from, the credentials (never their value) and
+/// the servers the settings name, each with its status and certificate.
+fn services_section(body: &mut String, report: &ProbeReport) {
+    if report.settings.is_none() && report.credentials.is_none() {
+        return;
+    }
+    body.push_str(
+        "<h2>After Autodiscover: the servers Outlook connects to next</h2><ul class=\"facts\">",
+    );
+    if let Some(used) = &report.credentials {
+        let text = match &used.result {
+            CredentialsResult::Sent { address, exchange } => format!(
+                "Credentials sent to {} ({address}) with Basic authentication (not shown): {}",
+                used.url,
+                http_line(exchange)
+            ),
+            CredentialsResult::NotSent { reason } => {
+                format!("Credentials not sent to {}: {reason}", used.url)
+            }
+        };
+        let _ = write!(body, "<li>{}</li>", escape(&text));
+    }
+    if let Some(source) = &report.settings_source {
+        let _ = write!(
+            body,
+            "<li>Settings from <code>{}</code> ({})</li>",
+            escape(&source.url),
+            if source.authenticated {
+                "authenticated"
+            } else {
+                "no authentication"
+            }
+        );
+    }
+    body.push_str("</ul>");
+    if report.services.is_empty() {
+        if report.settings.is_some() {
+            body.push_str("<p class=\"muted\">The settings name no server to check.</p>");
+        }
+        return;
+    }
+    body.push_str(
+        "<table class=\"findings\"><thead><tr><th>Service</th><th>Server</th><th>Status</th>\
+         <th>Certificate</th></tr></thead><tbody>",
+    );
+    for check in &report.services {
+        service_row(body, check);
+    }
+    body.push_str("</tbody></table>");
+}
+
+fn service_row(body: &mut String, check: &ServiceCheck) {
+    let target = &check.target;
+    let class = match check.status {
+        ServiceStatus::Ok => "good",
+        status if status.as_str().starts_with("cert_") => "bad",
+        _ => "warn",
+    };
+    let place = target
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", target.host, target.port));
+    let detail = check
+        .addresses
+        .iter()
+        .find_map(|a| a.detail.as_deref())
+        .map(|d| format!("<br><span class=\"muted\">{}</span>", escape(d)))
+        .unwrap_or_default();
+    let certificate = check
+        .addresses
+        .iter()
+        .find_map(|a| {
+            let tls = a.tls.as_ref()?;
+            Some((tls.leaf()?, tls.verdict.as_ref()))
+        })
+        .map_or_else(
+            || "<span class=\"muted\">none</span>".to_owned(),
+            |(leaf, verdict)| {
+                let name = match verdict {
+                    Some(v) if v.name_matches => "<span class=\"good\">✓ name</span>".to_owned(),
+                    Some(_) => format!(
+                        "<span class=\"bad\">✗ name ({})</span>",
+                        escape(&target.host)
+                    ),
+                    None => String::new(),
+                };
+                let days = if leaf.days_to_expiry < EXPIRY_WARNING_DAYS {
+                    "warn"
+                } else {
+                    "muted"
+                };
+                format!(
+                    "{} {name}<br><span class=\"{days}\">{:.0} days, {}</span>",
+                    escape(&leaf.dns_names.join(", ")),
+                    leaf.days_to_expiry.floor(),
+                    date(leaf.not_after)
+                )
+            },
+        );
+    let _ = write!(
+        body,
+        "<tr><td><strong>{}</strong> <span class=\"muted\">{}</span>{}</td><td><code>{}</code></td>\
+         <td class=\"{class} sev\">{}{detail}</td><td>{certificate}</td></tr>",
+        escape(target.service.as_str()),
+        escape(&target.protocol),
+        if target.external {
+            ""
+        } else {
+            " <span class=\"muted\">(internal URL)</span>"
+        },
+        escape(&place),
+        escape(check.status.as_str())
+    );
 }
 
 fn delegation_section(body: &mut String, report: &ProbeReport) {
