@@ -60,7 +60,7 @@ fn main() {
     for (i, config) in configs.iter().enumerate() {
         let mut report = reports[i % reports.len()].clone();
         report.domain = config.domain.clone();
-        store.record(config, report, Default::default(), Arc::from(Vec::new()));
+        store.record(config, report);
     }
     let record_time = started.elapsed();
     let rss_after = ProcessStats::read().map_or(0.0, |s| s.resident_bytes);

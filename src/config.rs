@@ -5,6 +5,7 @@ use crate::model::address::{Domain, MailAddress, NameError, ProbeTarget};
 use crate::model::labels::RESERVED_LABELS;
 use crate::model::step::StepId;
 use crate::net::dns::DnsProtocol;
+use crate::probe::credentials::{Credentials, CredentialsPolicy};
 use crate::probe::microsoft365::Microsoft365Settings;
 use crate::probe::{self as probe_defaults, ProbeOptions};
 use serde::Deserialize;
@@ -130,6 +131,9 @@ pub struct Defaults {
     pub local_part: String,
     /// Steps Outlook may use.
     pub steps: Vec<StepId>,
+    /// Probe credentials (YAML with `username` and `password`) for domains without their own,
+    /// resolved against the configuration's directory.
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// `defaults:` as written.
@@ -148,6 +152,9 @@ struct RawDefaults {
     local_part: Option<Spanned<String>>,
     #[serde(default)]
     steps: Option<Vec<StepId>>,
+    /// Probe credentials (YAML with `username` and `password`) for domains without their own.
+    #[serde(default)]
+    credentials_file: Option<Spanned<PathBuf>>,
 }
 
 /// An optional key that, when written, must have a value (`interval:` alone is an error, not
@@ -186,6 +193,7 @@ impl Default for Defaults {
             phase_timeout: default_phase_timeout(),
             local_part: default_local_part(),
             steps: all_steps(),
+            credentials_file: None,
         }
     }
 }
@@ -370,6 +378,10 @@ struct RawDomain {
     interval: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     expect: Option<Expectations>,
+    #[serde(default)]
+    credentials_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    credentials_hosts: Option<Spanned<Vec<String>>>,
 }
 
 fn default_interval() -> Duration {
@@ -433,7 +445,7 @@ impl Config {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| in_file(format!("cannot read the file: {e}")))?;
-        let mut config = Self::parse(&text).map_err(|mut e| {
+        let mut config = Self::parse_in(&text, path.parent()).map_err(|mut e| {
             e.path = Some(path.to_owned());
             e
         })?;
@@ -443,12 +455,23 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses and validates YAML text.
+    /// Parses and validates YAML text; relative credentials files are relative to the
+    /// working directory.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::parse_within(text, MAX_YAML_NODES, MAX_YAML_EVENTS)
+        Self::parse_in(text, None)
     }
 
-    fn parse_within(text: &str, max_nodes: usize, max_events: usize) -> Result<Self, ConfigError> {
+    /// Parses and validates YAML text; relative credentials files are relative to `base`.
+    pub fn parse_in(text: &str, base: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::parse_within(text, base, MAX_YAML_NODES, MAX_YAML_EVENTS)
+    }
+
+    fn parse_within(
+        text: &str,
+        base: Option<&Path>,
+        max_nodes: usize,
+        max_events: usize,
+    ) -> Result<Self, ConfigError> {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
@@ -459,7 +482,7 @@ impl Config {
             serde_saphyr::from_str_with_options(text, options)
                 .map_err(|e| yaml_error(&e, max_nodes))?
         };
-        validate(raw)
+        validate(raw, base)
     }
 
     /// The domain entry for `domain`, if configured.
@@ -474,6 +497,9 @@ impl Config {
             step_timeout: self.defaults.step_timeout,
             phase_timeout: self.defaults.phase_timeout,
             steps: self.defaults.steps.clone(),
+            // Credentials only ever go to configured domains: an ad-hoc target (`/probe` with
+            // `allow_any_target`) could otherwise be anyone's server asking for them.
+            credentials: None,
         }
     }
 
@@ -597,9 +623,9 @@ impl DurationSetting {
     }
 }
 
-fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
-    let defaults = validate_defaults(raw.defaults, &mut warnings)?;
+    let defaults = validate_defaults(raw.defaults, base, &mut warnings)?;
     let resolver_timeout = DurationSetting::new(
         "resolver.timeout",
         raw.resolver.timeout,
@@ -683,6 +709,18 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             None => defaults.interval,
         };
+        let credentials_file = match &entry.credentials_file {
+            Some(file) => Some(credentials_path(file, base)?),
+            None => defaults.credentials_file.clone(),
+        };
+        let mut credentials_hosts = Vec::new();
+        if let Some(hosts) = &entry.credentials_hosts {
+            for host in &hosts.value {
+                let parsed = Domain::parse(host)
+                    .map_err(|e| at(&hosts.referenced, format!("credentials_hosts: {e}")))?;
+                credentials_hosts.push(parsed.ascii().to_owned());
+            }
+        }
         domains.push(DomainConfig {
             address,
             labels,
@@ -692,6 +730,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 step_timeout: defaults.step_timeout,
                 phase_timeout: defaults.phase_timeout,
                 steps: entry.steps.unwrap_or_else(|| defaults.steps.clone()),
+                credentials: credentials_file.map(|file| CredentialsPolicy {
+                    file,
+                    hosts: credentials_hosts,
+                }),
             },
             expect: entry.expect.unwrap_or_default(),
             domain,
@@ -709,6 +751,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         domains,
         warnings,
     })
+}
+
+/// Resolves a credentials file against the configuration's directory and checks that it can
+/// be used (mode 0600, `username` and `password`). The credentials are dropped (and wiped)
+/// right away: probes read the file again when they need it, so a changed password needs no
+/// reload.
+fn credentials_path(file: &Spanned<PathBuf>, base: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let path = match base {
+        Some(base) if file.value.is_relative() => base.join(&file.value),
+        _ => file.value.clone(),
+    };
+    Credentials::load(&path).map_err(|e| at(&file.referenced, e.to_string()))?;
+    Ok(path)
 }
 
 fn validate_storage(storage: StorageSettings) -> Result<StorageSettings, ConfigError> {
@@ -736,6 +791,7 @@ fn validate_storage(storage: StorageSettings) -> Result<StorageSettings, ConfigE
 /// or phase timeout left out shrinks to fit a shorter probe or step timeout.
 fn validate_defaults(
     raw: RawDefaults,
+    base: Option<&Path>,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Defaults, ConfigError> {
     let interval = DurationSetting::new("defaults.interval", raw.interval, default_interval());
@@ -772,6 +828,10 @@ fn validate_defaults(
         phase_timeout: phase_value,
         local_part,
         steps: raw.steps.unwrap_or_else(all_steps),
+        credentials_file: match &raw.credentials_file {
+            Some(file) => Some(credentials_path(file, base)?),
+            None => None,
+        },
     };
     if defaults.interval < defaults.timeout {
         warnings.push(warning(
@@ -958,6 +1018,55 @@ mod tests {
     }
 
     #[test]
+    fn credentials_files_are_checked_at_load_and_never_quoted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("autodiscover-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yml");
+        std::fs::write(&good, "username: probe\npassword: hunter2\n").unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let open = dir.join("open.yml");
+        std::fs::write(&open, "username: probe\npassword: hunter2\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+        let config = Config::parse_in(
+            "defaults:\n  credentials_file: good.yml\ndomains:\n  - domain: a.example\n  - domain: b.example\n    credentials_hosts: [Mail.Provider.example]\n",
+            Some(&dir),
+        )
+        .unwrap();
+        let policy = config.domains[1].probe.credentials.as_ref().unwrap();
+        assert_eq!(policy.file, good);
+        assert_eq!(policy.hosts, ["mail.provider.example"]);
+        assert!(config.domains[0].probe.credentials.is_some());
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        let e = Config::parse_in(
+            "domains:\n  - domain: a.example\n    credentials_file: open.yml\n",
+            Some(&dir),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("chmod 600"), "{e}");
+        assert!(!e.message.contains("hunter2"), "{e}");
+        let e = Config::parse_in(
+            "defaults:\n  credentials_file: /nonexistent/x.yml\n",
+            Some(&dir),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("cannot read the credentials file"),
+            "{e}"
+        );
+        assert!(
+            Config::parse("")
+                .unwrap()
+                .ad_hoc_options()
+                .credentials
+                .is_none()
+        );
+    }
+
+    #[test]
     fn durations_are_bounded_and_errors_carry_the_location() {
         let huge = "18446744073709551615s";
         let cases = [
@@ -1094,7 +1203,7 @@ mod tests {
     #[test]
     fn past_the_size_limit_the_error_is_readable() {
         // The real limit needs 285,000 such domains; a small one shows the same error.
-        let e = Config::parse_within(&many_domains(200), 900, 1800).unwrap_err();
+        let e = Config::parse_within(&many_domains(200), None, 900, 1800).unwrap_err();
         assert!(e.message.contains("too large"), "{e}");
         assert!(
             e.message

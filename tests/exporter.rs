@@ -181,6 +181,112 @@ async fn metrics_are_gzipped_when_asked() {
 }
 
 #[tokio::test]
+async fn service_endpoints_are_exported() {
+    let running = RunningExporter::start(
+        fixed(&config_yaml(&[
+            ("ewscert.example", "Ewscert"),
+            ("mailhoster.example", "Mailhoster"),
+        ])),
+        None,
+    )
+    .await;
+    let m = &request(running.address, "GET", "/metrics", &[]).await.body;
+    let e = r#"domain="ewscert.example",customer="Ewscert""#;
+    let h = r#"domain="mailhoster.example",customer="Mailhoster""#;
+    for line in [
+        format!("autodiscover_outcome{{{e},outcome=\"certificate_prompt\"}} 1"),
+        format!("autodiscover_probe_success{{{e}}} 0"),
+        format!("autodiscover_step_reached{{{e}}} 2"),
+        format!(
+            "autodiscover_service_info{{{e},service=\"ews\",protocol=\"https\",host=\"mail.ewscert.example\",port=\"443\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_status{{{e},service=\"ews\",host=\"mail.ewscert.example\",status=\"cert_name_mismatch\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_status{{{e},service=\"oab\",host=\"autodiscover.ewscert.example\",status=\"ok\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_certificate_prompt{{{e},service=\"ews\",host=\"mail.ewscert.example\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_certificate_prompt{{{e},service=\"oab\",host=\"autodiscover.ewscert.example\"}} 0"
+        ),
+        format!(
+            "autodiscover_certificate_name_mismatch{{{e},step=\"service\",host=\"mail.ewscert.example\"}} 1"
+        ),
+        format!(
+            "autodiscover_certificate_name_mismatch{{{e},step=\"service\",host=\"autodiscover.ewscert.example\"}} 0"
+        ),
+        format!(
+            "autodiscover_service_info{{{h},service=\"smtp\",protocol=\"smtp_starttls\",host=\"smtp.mailhoster.example\",port=\"587\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_info{{{h},service=\"imap\",protocol=\"imap_starttls\",host=\"mail.mailhoster.example\",port=\"143\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_status{{{h},service=\"imap\",host=\"mail.mailhoster.example\",status=\"ok\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_certificate_prompt{{{h},service=\"smtp\",host=\"smtp.mailhoster.example\"}} 1"
+        ),
+    ] {
+        assert!(has(m, &line), "missing {line}\n{m}");
+    }
+    for prefix in [
+        format!(
+            "autodiscover_certificate_days_to_expiry{{{h},step=\"service\",host=\"smtp.mailhoster.example\"}} "
+        ),
+        format!(
+            "autodiscover_certificate_not_after_timestamp_seconds{{{h},step=\"service\",host=\"mail.mailhoster.example\"}} "
+        ),
+        format!(
+            "autodiscover_certificate_info{{{h},step=\"service\",host=\"smtp.mailhoster.example\",subject=\"CN=mx.otherhoster.example\""
+        ),
+    ] {
+        assert!(
+            m.lines().any(|l| l.starts_with(&prefix)),
+            "missing {prefix}\n{m}"
+        );
+    }
+    // one status series per service and host, never two
+    let mut seen = std::collections::HashSet::new();
+    for line in m
+        .lines()
+        .filter(|l| l.starts_with("autodiscover_service_status{"))
+    {
+        let key = line.split(",status=").next().unwrap().to_owned();
+        assert!(seen.insert(key), "duplicate {line}");
+    }
+
+    // The status page names the service that prompts; the domain page lists the services.
+    let page = request(running.address, "GET", "/", &[]).await.body;
+    assert!(
+        page.contains("ews mail.ewscert.example: service certificate prompt"),
+        "{page}"
+    );
+    let domain = request(
+        running.address,
+        "GET",
+        "/domains/ewscert.example",
+        &[("Accept", "text/html")],
+    )
+    .await
+    .body;
+    for needle in [
+        "After Autodiscover: the servers Outlook connects to next",
+        "Settings from <code>https://autodiscover.ewscert.example/Autodiscover/Autodiscover.xml</code> (no authentication)",
+        "<code>https://mail.ewscert.example/EWS/Exchange.asmx</code>",
+        "<td class=\"bad sev\">cert_name_mismatch",
+        "✗ name (mail.ewscert.example)",
+        "<td class=\"good sev\">ok",
+    ] {
+        assert!(domain.contains(needle), "missing {needle}\n{domain}");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn label_values_are_escaped() {
     let yaml = "defaults:\n  interval: 10s\n  phase_timeout: 1s\ndomains:\n  - domain: nothing.example\n    labels: {customer: \"Say \\\"hi\\\" \\\\ bye\\nnow\"}\n";
     let running = RunningExporter::start(fixed(yaml), None).await;
@@ -245,6 +351,13 @@ async fn reload_adds_removes_and_keeps_the_old_config_on_errors() {
         kept.contains("domain=\"companyc.example\""),
         "running config was dropped"
     );
+    // The pages say so until a reload succeeds.
+    let page = request(running.address, "GET", "/", &[]).await.body;
+    assert!(
+        page.contains("<div class=\"banner\" role=\"alert\"><strong>The last configuration reload failed</strong>"),
+        "no banner after a failed reload"
+    );
+    assert!(page.contains("config"), "the banner names the error");
     assert_eq!(
         request(running.address, "GET", "/-/reload", &[])
             .await
@@ -352,6 +465,11 @@ async fn status_page_and_domain_traces() {
             .starts_with("text/html")
     );
     assert!(page.body.starts_with("<!DOCTYPE html>"));
+    let policy = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{policy}"
+    );
     for needle in [
         "<a href=\"/domains/companyb.example\">companyb.example</a>",
         "class=\"v certificate_prompt\"",

@@ -191,6 +191,8 @@ def assert_report(c, s, report, address=None):
 def cmd_report(args):
     scenarios = load_scenarios(args.scenarios)
     s = scenario_by(scenarios, "name", args.name)
+    if args.context == "check":  # no configuration: what differs without it (e.g. credentials)
+        s = {**s, **s.get("check", {})}
     c = Checker(f"[{args.context} {s['name']}{'/' + args.variant if args.variant else ''} {s['domain']}] ")
     if args.exit_code is not None:
         c.equal(args.exit_code, expected(s, args.variant)["exit"], "exit code")
@@ -251,6 +253,9 @@ def cmd_serve_config(args):
             lines.append(f"    email: {cfg['email']}")
         if "steps" in cfg:
             lines.append(f"    steps: [{', '.join(cfg['steps'])}]")
+        if "credentials_file" in cfg:  # @WORK@: the work dir, where --out is written
+            work = os.path.dirname(os.path.abspath(args.out))
+            lines.append(f"    credentials_file: {yaml_str(cfg['credentials_file'].replace('@WORK@', work))}")
         if "expect" in cfg:
             lines.append("    expect:")
             for k, v in cfg["expect"].items():
@@ -794,6 +799,77 @@ def cmd_prom_alerts(args):
 
 # ---------------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------------
+# After Autodiscover (services.sh): settings, service endpoints, service prompts, credentials
+
+def cmd_services(args):
+    s = scenario_by(load_scenarios(args.scenarios), "name", args.name)
+    c = Checker(f"[{args.context} services {s['name']} {s['domain']}] ")
+    try:
+        with open(args.report) as f:
+            report = json.load(f)
+    except (OSError, ValueError) as e:
+        c.check(False, "report parses as JSON", str(e))
+        return c.done()
+    c.equal(report.get("service_certificate_prompts"), s["service_certificate_prompts"], "service_certificate_prompts")
+    source = report.get("settings_source") or {}
+    c.equal(source.get("authenticated"), s["settings_authenticated"], "settings_source.authenticated")
+    c.check(isinstance(report.get("settings"), dict) and report["settings"].get("protocols"),
+            "report has the announced settings", str(report.get("settings"))[:200])
+    got = {(x.get("service"), x.get("host"), x.get("port")): x for x in report.get("services") or []}
+    for want in s["services"]:
+        key = (want["service"], want["host"], want["port"])
+        x = got.get(key)
+        if not c.check(x is not None, f"service {key} checked", f"checked: {sorted(got)}"):
+            continue
+        c.equal(x.get("protocol"), want["protocol"], f"service {key} protocol")
+        c.equal(x.get("status"), want["status"], f"service {key} status")
+        if want["protocol"].endswith("_starttls"):
+            attempts = x.get("addresses") or [{}]
+            c.equal(attempts[0].get("starttls_offered"), True, f"service {key} advertises STARTTLS")
+    c.equal(len(got), len(s["services"]), "number of service endpoints")
+    codes = {f.get("code") for f in report.get("findings") or []}
+    if s["service_certificate_prompts"]:
+        c.check("service_certificate_prompt" in codes, "finding service_certificate_prompt", str(sorted(codes)))
+    credentials = report.get("credentials")
+    if s["settings_authenticated"]:
+        c.equal((credentials or {}).get("result"), "sent", "credentials sent")
+        c.check("Authorization" not in json.dumps(report), "no Authorization header in the report")
+    return c.done()
+
+
+def cmd_services_metrics(args):
+    samples_c = Checker("[/metrics services] ")
+    samples = read_samples(samples_c, args.file)
+    for s in load_scenarios(args.scenarios):
+        if "services" not in s:
+            continue
+        d = s["domain"]
+        c = Checker(f"[/metrics services {s['name']} {d}] ")
+        info = sorted((l.get("service"), l.get("protocol"), l.get("host"), l.get("port"), v)
+                      for l, v in select(samples, "autodiscover_service_info", domain=d))
+        c.equal(info, sorted((x["service"], x["protocol"], x["host"], str(x["port"]), 1.0) for x in s["services"]),
+                "autodiscover_service_info")
+        status = sorted((l.get("service"), l.get("host"), l.get("status"), v)
+                        for l, v in select(samples, "autodiscover_service_status", domain=d))
+        c.equal(status, sorted((x["service"], x["host"], x["status"], 1.0) for x in s["services"]),
+                "autodiscover_service_status")
+        prompts = {(p["service"], p["host"]) for p in s["service_certificate_prompts"]}
+        got = sorted((l.get("service"), l.get("host"), v)
+                     for l, v in select(samples, "autodiscover_service_certificate_prompt", domain=d))
+        c.equal(got, sorted((x["service"], x["host"], 1.0 if (x["service"], x["host"]) in prompts else 0.0)
+                            for x in s["services"]), "autodiscover_service_certificate_prompt")
+        c.equal(one_value(samples, "autodiscover_outcome", domain=d, outcome="certificate_prompt"),
+                1.0 if s["outcome"] == "certificate_prompt" else 0.0, "autodiscover_outcome certificate_prompt")
+        for host, mismatch in s.get("service_certificates", {}).items():
+            c.equal(one_value(samples, "autodiscover_certificate_name_mismatch", domain=d, step="service", host=host),
+                    float(mismatch), f"autodiscover_certificate_name_mismatch{{step=service,host={host}}}")
+            days = one_value(samples, "autodiscover_certificate_days_to_expiry", domain=d, step="service", host=host)
+            c.check(days is not None, f"autodiscover_certificate_days_to_expiry{{step=service,host={host}}}")
+        samples_c.failures += c.failures
+    return samples_c.done()
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -820,6 +896,18 @@ def main():
     a.add_argument("--default-steps", help="defaults.steps, comma-separated (default: the exporter's)")
     a.add_argument("--out", required=True)
     a.set_defaults(func=cmd_serve_config)
+
+    a = sub.add_parser("services")
+    a.add_argument("--scenarios", required=True)
+    a.add_argument("--context", default="check")
+    a.add_argument("name")
+    a.add_argument("report")
+    a.set_defaults(func=cmd_services)
+
+    a = sub.add_parser("services-metrics")
+    a.add_argument("--scenarios", required=True)
+    a.add_argument("file")
+    a.set_defaults(func=cmd_services_metrics)
 
     a = sub.add_parser("metrics")
     a.add_argument("--scenarios", required=True)

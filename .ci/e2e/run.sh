@@ -39,6 +39,9 @@ WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
 LOCK=/tmp/autodiscover-e2e.lock
 STATE=/tmp/autodiscover-e2e.pids  # "pid starttime name" of the processes (and "WORKDIR - dir") of the current run
 
+# shellcheck source=services.sh
+source "$E2E/services.sh"
+
 STARTED_AT=$(date +%s)
 W=""
 RESULTS=/dev/null
@@ -325,6 +328,7 @@ write_dns_config() { # write_dns_config initial|changed
         grep -v '# lost-in-change$' "$E2E/dns/world.conf" >"$W/dnsmasq.conf"
         cat "$E2E/dns/after-change.conf" >>"$W/dnsmasq.conf"
     fi
+    cat "$E2E/dns/delegation-$1.conf" >>"$W/dnsmasq.conf" # NS and SOA records (history checks)
 }
 
 dns_answers() { dig +short +time=1 +tries=1 @127.0.0.1 -p 5353 mail.companya.e2e.test A | grep -qx 127.0.10.1; }
@@ -783,7 +787,9 @@ check_config_cmd() {
 }
 
 metric_value() { # metric_value URL 'name{labels-substring}': first matching sample value
-    curl -s --max-time 10 "$1" | awk -v pat="$2" 'index($0, pat) == 1 {print $NF; exit}'
+    # awk reads to the end: leaving early would fail curl (exit 23) under pipefail once the
+    # exposition is larger than a pipe buffer.
+    curl -s --max-time 10 "$1" | awk -v pat="$2" '!found && index($0, pat) == 1 {print $NF; found = 1}'
 }
 
 all_probed() { # all_probed ADDR N: every configured domain has a probe timestamp
@@ -1009,6 +1015,103 @@ prometheus_checks() {
 }
 
 # ------------------------------------------------------------------------------------------------
+# History of changes, DNS delegation, and the pages in a browser (dns/delegation-*.conf,
+# browser.py). The world change moves companyc to new name servers as it loses its SRV record.
+
+history_config() { # the exporter keeps its history in the work dir
+    printf 'storage:\n  path: %s\n  retention: 7d\n' "$W/history.db" >>"$W/exporter.yml"
+}
+
+history_has_change() { # history_has_change ADDR DOMAIN KIND: the domain's timeline has a change of KIND
+    curl -s --max-time 5 -H 'Accept: application/json' "http://$1/domains/$2" |
+        "$PY" -c 'import json, sys
+d = json.load(sys.stdin) or {}
+sys.exit(0 if any(c.get("kind") == sys.argv[1] for c in d.get("history") or []) else 1)' "$3"
+}
+
+history_checks() {
+    section "History: the DNS provider change in the timeline, the metrics and the log"
+    local d=companyc.e2e.test v
+    if wait_until 60 1 history_has_change "$EXPORTER" "$d" verdict; then
+        pass "/domains/$d lists the verdict change in its history"
+    else
+        fail "/domains/$d has no verdict change in its history within 60s"
+    fi
+    fetch "http://$EXPORTER/domains/$d" "$W/history-$d.json" -H 'Accept: application/json' >/dev/null
+    "$PY" - "$W/history-$d.json" >"$W/history.out" 2>&1 <<'PY' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+h = d.get("history") or []
+def has(kind, before=None, after=None):
+    return any(c["kind"] == kind and (before is None or c["before"] == before)
+               and (after is None or c["after"] == after) for c in h)
+checks = [
+    (has("nameservers", "ns1.old-dns.example,ns2.old-dns.example", "ns1.new-dns.example,ns2.new-dns.example"),
+     "history: NS changed from the old provider's name servers to the new one's"),
+    (has("soa_serial", "2024010101", "2026113001"), "history: SOA serial 2024010101 -> 2026113001"),
+    (has("srv_records", after=""), "history: SRV record lost"),
+    (has("verdict", "redirect_prompt", "not_found"), "history: verdict redirect_prompt -> not_found"),
+    (isinstance(d.get("delegation_changed_at"), int), "JSON: delegation_changed_at is set"),
+    (any(f["code"] == "regressed_after_delegation_change" for f in d.get("findings") or []),
+     "finding regressed_after_delegation_change links the regression to the NS change"),
+    ((d.get("delegation") or {}).get("nameservers") == ["ns1.new-dns.example", "ns2.new-dns.example"],
+     "report: delegation.nameservers is the new NS set"),
+]
+for ok, what in checks:
+    print(("PASS: " if ok else "FAIL: ") + what + ("" if ok else f" -- {json.dumps(h)[:600]}"))
+PY
+    cat "$W/history.out"
+    cat "$W/history.out" >>"$RESULTS"
+    curl -s --max-time 10 "http://$EXPORTER/metrics" >"$W/metrics-history.txt"
+    check "/metrics: autodiscover_domain_nameservers_info of $d names the new name servers" \
+        grep -qE "^autodiscover_domain_nameservers_info\{[^}]*domain=\"$d\"[^}]*nameservers=\"ns1.new-dns.example,ns2.new-dns.example\"" "$W/metrics-history.txt"
+    check "/metrics: autodiscover_domain_soa_serial of $d is 2026113001" \
+        grep -qE "^autodiscover_domain_soa_serial\{[^}]*domain=\"$d\"[^}]*\} 2026113001$" "$W/metrics-history.txt"
+    check "/metrics: autodiscover_domain_delegation_changed_timestamp_seconds of $d" \
+        grep -qE "^autodiscover_domain_delegation_changed_timestamp_seconds\{[^}]*domain=\"$d\"" "$W/metrics-history.txt"
+    check "/metrics: no delegation change for companya.e2e.test" \
+        bash -c "! grep -qE '^autodiscover_domain_delegation_changed_timestamp_seconds\\{[^}]*domain=\"companya.e2e.test\"' '$W/metrics-history.txt'"
+    check "/metrics: autodiscover_regressed_after_delegation_change of $d is 1" \
+        grep -qE "^autodiscover_regressed_after_delegation_change\{[^}]*domain=\"$d\"[^}]*\} 1$" "$W/metrics-history.txt"
+    v=$(metric_value "http://$EXPORTER/metrics" "autodiscover_exporter_history_writable ")
+    if num_eq "$v" 1; then pass "autodiscover_exporter_history_writable 1"; else fail "autodiscover_exporter_history_writable is '$v'"; fi
+    check "the log has the verdict change of $d at info level, with before and after" \
+        grep -qE "level=info msg=\"verdict changed\" domain=$d before=redirect_prompt after=not_found" "$W/exporter.log"
+    check "the history file exists" test -s "$W/history.db"
+
+    section "History: a second exporter on the same file knows the change"
+    start_exporter history-restart "$SHARD1"
+    if wait_until 100 0.2 http_ok "http://$SHARD1/-/ready" && wait_until 60 0.5 history_has_change "$SHARD1" "$d" nameservers; then
+        pass "a freshly started exporter shows the NS change of $d from the history file"
+    else
+        fail "a freshly started exporter does not show the NS change of $d (see $W/history-restart.log)"
+    fi
+    stop_exporter history-restart
+
+    browser_checks
+}
+
+browser_checks() {
+    section "Status and domain pages in headless Chromium (1400x900 and 390x844)"
+    local need=()
+    command -v chromium >/dev/null || need+=(chromium)
+    "$PY" -c 'import websocket' 2>/dev/null || need+=(python3-websocket)
+    if ((${#need[@]})); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >"$W/apt-browser.log" 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >>"$W/apt-browser.log" 2>&1; } ||
+            { fail "cannot install ${need[*]} (see $W/apt-browser.log)"; return; }
+    fi
+    mkdir -p "$E2E/artifacts"
+    local rc=0
+    timeout 300 "$PY" "$E2E/browser.py" --url "http://$EXPORTER" --out "$E2E/artifacts" --changed companyc.e2e.test \
+        --changed-verdict not_found --customer CompanyB --profile-dir "$W" >"$W/browser.out" 2>&1 || rc=$?
+    cat "$W/browser.out"
+    cat "$W/browser.out" >>"$RESULTS"
+    if [[ $rc == 124 ]]; then fail "browser.py timed out"; fi
+    pass "screenshots kept in $E2E/artifacts"
+}
+
+# ------------------------------------------------------------------------------------------------
 # Main
 
 main() {
@@ -1018,6 +1121,7 @@ main() {
     touch "$STATE"
     kill_leftovers
     install_packages
+    services_install
     W=$(mktemp -d /tmp/autodiscover-e2e.XXXXXX)
     RESULTS=$W/results.log
     : >"$RESULTS"
@@ -1034,6 +1138,8 @@ main() {
     section "Test PKI"
     "$E2E/pki.sh" "$W/pki" || die "pki.sh"
     pass "root CA, intermediate CA and leaves issued in $W/pki"
+    services_pki
+    services_files
 
     section "Servers"
     write_dns_config initial
@@ -1041,7 +1147,9 @@ main() {
     pass "dnsmasq answers on $DNS"
     start_nginx
     pass "nginx serves 127.0.10.1-11 and 127.0.10.20-28"
+    start_dovecot
     infra_checks
+    services_infra_checks
     classify_alerts
     promtool_rules
 
@@ -1058,6 +1166,8 @@ main() {
 
     py serve-config --scenarios "$E2E/scenarios.json" --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
         --out "$W/exporter.yml" || die "serve-config"
+    services_config
+    history_config
     check_cli
     check_config_cmd
 
@@ -1070,10 +1180,12 @@ main() {
     fi
     start_prometheus "$EXPORTER" autodiscover
     serve_checks
+    services_checks
     shard_checks
     web_config_checks
     demo_checks
     world_change
+    history_checks
     bad_reload
     prometheus_checks
     good_reload

@@ -111,6 +111,10 @@ pub struct DemoArgs {
     /// Output format of `--check`.
     #[arg(long = "output", default_value = "text", value_enum)]
     pub output: Output,
+    /// After this long, companyc.example moves to a new DNS provider and loses its SRV record
+    /// (the seed's story, for the timeline); 0 keeps the world as it is.
+    #[arg(long = "story-after", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub story_after: Duration,
     /// The URL users reach the demo at (links on the status page).
     #[arg(long = "web.external-url", default_value = "", value_parser = parse_external_url)]
     pub external_url: String,

@@ -50,7 +50,7 @@ async fn start(args: ServeArgs) -> Result<(), String> {
         history: HistoryLocation::Configured,
         external_url: args.external_url.clone(),
     };
-    let exporter = Exporter::start(ConfigSource::File(path), factory, options)?;
+    let exporter = Exporter::start_with(ConfigSource::File(path), factory, options)?;
     let listener = bind(address).await?;
     tracing::info!(
         address = %address,

@@ -353,6 +353,11 @@ mod tests {
             steps: Vec::new(),
             redirects: Vec::new(),
             restarted: Vec::new(),
+            settings: None,
+            settings_source: None,
+            services: Vec::new(),
+            service_certificate_prompts: Vec::new(),
+            credentials: None,
             findings: Vec::new(),
             resolver: "test".into(),
             delegation: Some(Delegation {

@@ -9,7 +9,9 @@ use crate::model::facts::{
 use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, FindingCode, Severity, date};
 use crate::model::pox::PoxResponse;
 use crate::model::report::ProbeReport;
+use crate::model::settings::{CredentialsResult, ServiceCheck, ServiceKind, ServiceStatus};
 use crate::model::step::{Outcome, StepId, StepStatus};
+use crate::protocol::settings::internal_reason;
 use crate::protocol::srv;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -55,6 +57,10 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
     explain_srv(&mut out, report);
     explain_domain_missing(&mut out, report);
     microsoft365::explain(&mut out, report);
+    explain_credentials(&mut out, report);
+    for check in &report.services {
+        explain_service(&mut out, check);
+    }
     explain_verdict(&mut out, report);
     explain_expectations(&mut out, report, expect);
     out.finish()
@@ -712,6 +718,454 @@ fn explain_expectations(out: &mut Findings, report: &ProbeReport, expect: &Expec
             "Check the DNS records of the domain against the expected design, or update \
              `expect.endpoint_step`."
                 .into(),
+        );
+    }
+}
+
+fn explain_credentials(out: &mut Findings, report: &ProbeReport) {
+    let Some(used) = &report.credentials else {
+        return;
+    };
+    match &used.result {
+        CredentialsResult::Sent { exchange, .. } if exchange.status == Some(401) => {
+            let schemes = exchange.auth_schemes();
+            let note = if !schemes.is_empty()
+                && !schemes.iter().any(|s| s.eq_ignore_ascii_case("basic"))
+            {
+                format!(
+                    " The server offers only {}; the probe authenticates with Basic.",
+                    schemes.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            out.push(
+                Severity::Warning,
+                FindingCode::CredentialsRejected,
+                format!(
+                    "{} answered 401 to the probe's credentials: the password is wrong or expired, \
+                     the account is locked or disabled, or Basic authentication is off.{note} \
+                     Without settings, the servers Outlook connects to next are not checked.",
+                    used.url
+                ),
+                format!(
+                    "Test the account from the credentials file (curl -u USER -X POST {}); on \
+                     Exchange, allow Basic on the Autodiscover virtual directory \
+                     (Set-AutodiscoverVirtualDirectory -BasicAuthentication $true) or give the \
+                     probe an account that may use it.",
+                    used.url
+                ),
+            );
+        }
+        CredentialsResult::NotSent { reason } if report.settings.is_none() => {
+            out.push(
+                Severity::Info,
+                FindingCode::CredentialsNotSent,
+                format!("The credentials were not sent to {}: {reason}.", used.url),
+                "Credentials only go over TLS to an endpoint without a certificate alert; behind a \
+                 redirect (HTTP redirect, SRV record, redirectUrl, redirectAddr, Microsoft 365), \
+                 only to a host listed in the domain's credentials_hosts."
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn explain_service(out: &mut Findings, check: &ServiceCheck) {
+    let target = &check.target;
+    let host = &target.host;
+    let service = target.service;
+    let place = match &target.url {
+        Some(url) => url.clone(),
+        None => format!("{host}:{} ({})", target.port, target.protocol),
+    };
+    let named = target.named_by.join(", ");
+    let mut internal = false;
+    if target.external {
+        let resolved: Vec<std::net::IpAddr> = check
+            .lookup
+            .as_ref()
+            .map(|l| l.addresses.clone())
+            .unwrap_or_default();
+        if let Some(reason) = internal_reason(host, &resolved) {
+            internal = true;
+            out.push(
+                Severity::Warning,
+                FindingCode::SettingsInternalName,
+                format!(
+                    "The settings send Outlook outside the company network to {place} ({named}), \
+                     but {reason}: clients outside cannot reach it, and no public CA certifies \
+                     such a name."
+                ),
+                format!(
+                    "Announce a public name on the certificate for external use: {} and publish it \
+                     in public DNS (split DNS keeps it internal inside).",
+                    fix_command(service, "mail.example.com")
+                ),
+            );
+        }
+    }
+    let leaf = check.addresses.iter().find_map(|a| {
+        let tls = a.tls.as_ref()?;
+        Some((a.address, tls.leaf()?, tls.verdict.as_ref()?))
+    });
+    if check.status.is_certificate_prompt() {
+        let (what, name) = match leaf {
+            Some((address, leaf, verdict)) => {
+                let names = if leaf.dns_names.is_empty() {
+                    format!("no DNS names (subject {})", leaf.subject)
+                } else {
+                    leaf.dns_names.join(", ")
+                };
+                let what = if !verdict.name_matches {
+                    format!(
+                        "the certificate ({}) lists {names}, not {host}",
+                        address.ip()
+                    )
+                } else if !verdict.trusted {
+                    format!(
+                        "the certificate ({}) is not trusted ({})",
+                        address.ip(),
+                        if leaf.self_signed {
+                            "self-signed".to_owned()
+                        } else {
+                            format!("issued by {}", leaf.issuer)
+                        }
+                    )
+                } else if verdict.validity == Validity::Expired {
+                    format!(
+                        "the certificate ({}) expired on {}",
+                        address.ip(),
+                        date(leaf.not_after)
+                    )
+                } else {
+                    format!(
+                        "the certificate ({}) is valid only from {}",
+                        address.ip(),
+                        date(leaf.not_before)
+                    )
+                };
+                (what, leaf.dns_names.first().cloned())
+            }
+            None => (check.status.describe().to_owned(), None),
+        };
+        let example = name.unwrap_or_else(|| "a name on the certificate".to_owned());
+        let hint = if check.status == ServiceStatus::CertNameMismatch {
+            format!(
+                "Add {host} to the certificate served there, or announce a name the certificate \
+                 covers: {}. {}",
+                fix_command(service, &example),
+                provider_note(service, host)
+            )
+        } else {
+            format!(
+                "Install a current certificate from a public CA for {host} on every server behind \
+                 it ({}). {}",
+                bind_command(service),
+                provider_note(service, host)
+            )
+        };
+        out.push(
+            Severity::Error,
+            FindingCode::ServiceCertificatePrompt,
+            format!(
+                "Outlook connects to the {} at {place} (named by {named} in the Autodiscover \
+                 settings) and shows a certificate security alert: {what}.",
+                service.title()
+            ),
+            hint,
+        );
+    } else if check.status != ServiceStatus::Ok && target.external && !internal {
+        let detail = check
+            .addresses
+            .iter()
+            .find_map(|a| a.detail.clone())
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        out.push(
+            Severity::Warning,
+            FindingCode::ServiceUnavailable,
+            format!(
+                "The {} at {place} (named by {named}) cannot be used: {}{detail}.",
+                service.title(),
+                check.status.describe()
+            ),
+            match check.status {
+                ServiceStatus::StarttlsFailed => format!(
+                    "Enable STARTTLS on {host}:{} or announce the implicit-TLS port (IMAP 993, \
+                     POP3 995, SMTP 465) in the settings.",
+                    target.port
+                ),
+                ServiceStatus::DnsNoRecord | ServiceStatus::DnsError => {
+                    format!("Publish {host} in public DNS or announce a name that resolves.")
+                }
+                _ => format!(
+                    "Check that {host}:{} is open and served by the right service.",
+                    target.port
+                ),
+            },
+        );
+    }
+    if let Some((address, leaf, verdict)) = leaf
+        && verdict.validity == Validity::Valid
+        && leaf.parse_error.is_none()
+        && leaf.days_to_expiry <= EXPIRY_WARNING_DAYS
+    {
+        out.push(
+            Severity::Warning,
+            FindingCode::CertificateExpiring,
+            format!(
+                "The certificate of {host}:{} ({} {}, {}) expires in {} days ({}).",
+                target.port,
+                service,
+                target.protocol,
+                address.ip(),
+                leaf.days_to_expiry.floor(),
+                date(leaf.not_after)
+            ),
+            format!(
+                "Renew it before {} and bind the new one on every server behind {host} ({}).",
+                date(leaf.not_after),
+                bind_command(service)
+            ),
+        );
+    }
+}
+
+/// The Exchange command that changes the name a service is announced with.
+fn fix_command(service: ServiceKind, name: &str) -> String {
+    match service {
+        ServiceKind::Ews | ServiceKind::Oof => format!(
+            "Set-WebServicesVirtualDirectory -Identity \"SERVER\\EWS (Default Web Site)\" \
+             -ExternalUrl https://{name}/EWS/Exchange.asmx"
+        ),
+        ServiceKind::Oab => format!(
+            "Set-OabVirtualDirectory -Identity \"SERVER\\OAB (Default Web Site)\" -ExternalUrl \
+             https://{name}/OAB"
+        ),
+        ServiceKind::Ecp => format!(
+            "Set-EcpVirtualDirectory -Identity \"SERVER\\ecp (Default Web Site)\" -ExternalUrl \
+             https://{name}/ecp"
+        ),
+        ServiceKind::Mapi => format!(
+            "Set-MapiVirtualDirectory -Identity \"SERVER\\mapi (Default Web Site)\" -ExternalUrl \
+             https://{name}/mapi"
+        ),
+        ServiceKind::Rpc => format!(
+            "Set-OutlookAnywhere -Identity \"SERVER\\Rpc (Default Web Site)\" -ExternalHostname \
+             {name}"
+        ),
+        ServiceKind::Imap => {
+            format!("Set-ImapSettings -ExternalConnectionSettings \"{name}:993:SSL\"")
+        }
+        ServiceKind::Pop3 => {
+            format!("Set-PopSettings -ExternalConnectionSettings \"{name}:995:SSL\"")
+        }
+        ServiceKind::Smtp => format!(
+            "Set-ReceiveConnector \"SERVER\\Client Frontend SERVER\" -Fqdn {name} (and the SMTP \
+             server name in the Autodiscover settings)"
+        ),
+    }
+}
+
+/// The Exchange command that binds a certificate to the service.
+fn bind_command(service: ServiceKind) -> &'static str {
+    match service {
+        ServiceKind::Imap => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services IMAP",
+        ServiceKind::Pop3 => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services POP",
+        ServiceKind::Smtp => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services SMTP",
+        _ => "Enable-ExchangeCertificate -Thumbprint THUMBPRINT -Services IIS",
+    }
+}
+
+fn provider_note(service: ServiceKind, host: &str) -> String {
+    if service.is_https() {
+        format!("If {host} is run by a hosting provider, the certificate is theirs to fix.")
+    } else {
+        format!(
+            "If a hosting provider runs {host}, ask them for a certificate that covers it, or \
+             announce the server name their certificate lists."
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::facts::{
+        CertificateFacts, CertificateSource, CertificateVerdict, ConnectResult, TlsFacts,
+        TlsHandshake,
+    };
+    use crate::model::settings::{ServiceAttempt, ServiceTarget, TlsMode, protocol_label};
+
+    fn leaf(names: &[&str], days: f64) -> CertificateFacts {
+        CertificateFacts {
+            subject: format!("CN={}", names[0]),
+            issuer: "CN=Some CA".into(),
+            dns_names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ip_addresses: vec![],
+            serial: "01".into(),
+            fingerprint_sha256: "ab".repeat(32),
+            not_before: 1_700_000_000,
+            not_after: 1_800_000_000,
+            days_to_expiry: days,
+            self_signed: false,
+            ca_issuers: vec![],
+            source: CertificateSource::Presented,
+            parse_error: None,
+        }
+    }
+
+    fn check(
+        service: ServiceKind,
+        host: &str,
+        port: u16,
+        tls: TlsMode,
+        leaf: CertificateFacts,
+        verdict: CertificateVerdict,
+        status: ServiceStatus,
+    ) -> ServiceCheck {
+        let url = service
+            .is_https()
+            .then(|| format!("https://{host}/EWS/Exchange.asmx"));
+        ServiceCheck {
+            target: ServiceTarget {
+                service,
+                protocol: protocol_label(service, tls).into(),
+                host: host.into(),
+                port,
+                url,
+                tls,
+                named_by: vec![format!("{} Server", service.as_str().to_uppercase())],
+                external: true,
+            },
+            lookup: None,
+            addresses: vec![ServiceAttempt {
+                address: "203.0.113.9:443".parse().unwrap(),
+                connect: ConnectResult::Connected,
+                connect_seconds: 0.0,
+                dialogue: vec![],
+                starttls_offered: None,
+                tls: Some(TlsFacts {
+                    handshake: TlsHandshake::Established,
+                    version: None,
+                    cipher: None,
+                    chain: vec![leaf],
+                    verdict: Some(verdict),
+                    duration_seconds: 0.0,
+                }),
+                http: None,
+                status,
+                detail: None,
+                duration_seconds: 0.0,
+            }],
+            status,
+            duration_seconds: 0.0,
+        }
+    }
+
+    fn verdict(name: bool, trusted: bool, validity: Validity) -> CertificateVerdict {
+        CertificateVerdict {
+            name_matches: name,
+            trusted,
+            validity,
+            trust_error: None,
+            validity_error: None,
+            completed_by_aia: false,
+        }
+    }
+
+    fn findings(check: &ServiceCheck) -> Vec<Finding> {
+        let mut out = Findings::default();
+        explain_service(&mut out, check);
+        out.finish()
+    }
+
+    #[test]
+    fn service_certificate_findings_name_the_problem_and_the_fix() {
+        let imap = findings(&check(
+            ServiceKind::Imap,
+            "imap.x.example",
+            993,
+            TlsMode::Implicit,
+            leaf(&["mail.provider.example"], 200.0),
+            verdict(false, true, Validity::Valid),
+            ServiceStatus::CertNameMismatch,
+        ));
+        assert_eq!(imap[0].code, FindingCode::ServiceCertificatePrompt);
+        assert!(
+            imap[0].message.contains("imap.x.example:993 (imaps)"),
+            "{}",
+            imap[0].message
+        );
+        assert!(
+            imap[0]
+                .message
+                .contains("lists mail.provider.example, not imap.x.example"),
+            "{}",
+            imap[0].message
+        );
+        assert!(
+            imap[0].hint.contains(
+                "Set-ImapSettings -ExternalConnectionSettings \"mail.provider.example:993:SSL\""
+            ) && imap[0].hint.contains("hosting provider"),
+            "{}",
+            imap[0].hint
+        );
+
+        let expired = findings(&check(
+            ServiceKind::Ews,
+            "mail.x.example",
+            443,
+            TlsMode::Implicit,
+            leaf(&["mail.x.example"], -3.0),
+            verdict(true, true, Validity::Expired),
+            ServiceStatus::CertExpired,
+        ));
+        assert_eq!(expired.len(), 1, "{expired:#?}");
+        assert!(
+            expired[0].message.contains("expired on"),
+            "{}",
+            expired[0].message
+        );
+        assert!(
+            expired[0].hint.contains("-Services IIS"),
+            "{}",
+            expired[0].hint
+        );
+
+        let untrusted = findings(&check(
+            ServiceKind::Smtp,
+            "smtp.x.example",
+            587,
+            TlsMode::Starttls,
+            leaf(&["smtp.x.example"], 200.0),
+            verdict(true, false, Validity::Valid),
+            ServiceStatus::CertUntrusted,
+        ));
+        assert!(
+            untrusted[0]
+                .message
+                .contains("is not trusted (issued by CN=Some CA)")
+        );
+        assert!(untrusted[0].hint.contains("-Services SMTP"));
+
+        let expiring = findings(&check(
+            ServiceKind::Pop3,
+            "pop.x.example",
+            995,
+            TlsMode::Implicit,
+            leaf(&["pop.x.example"], 9.5),
+            verdict(true, true, Validity::Valid),
+            ServiceStatus::Ok,
+        ));
+        assert_eq!(expiring.len(), 1, "{expiring:#?}");
+        assert_eq!(expiring[0].code, FindingCode::CertificateExpiring);
+        assert!(
+            expiring[0].message.contains("expires in 9 days"),
+            "{}",
+            expiring[0].message
         );
     }
 }

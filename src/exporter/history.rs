@@ -443,13 +443,7 @@ impl History {
     /// Opens the database and starts its writer thread (needs a Tokio runtime for nothing: the
     /// thread is a plain OS thread).
     pub fn open(path: &Path, retention: Duration, max_events: usize) -> Result<Self, HistoryError> {
-        let mut db = HistoryDb::open(path, retention, max_events)?;
-        match db.prune(now()) {
-            Ok(0) => {}
-            Ok(rows) => tracing::info!(rows, "history: removed entries past the retention"),
-            Err(error) => tracing::warn!(%error, "history: pruning failed"),
-        }
-        let db = Arc::new(Mutex::new(db));
+        let db = Arc::new(Mutex::new(HistoryDb::open(path, retention, max_events)?));
         let (queue, receiver) = mpsc::channel(QUEUE);
         let writable = Arc::new(AtomicBool::new(true));
         let failures = Arc::new(AtomicU64::new(0));
@@ -542,7 +536,17 @@ fn writer(
     failures: Arc<AtomicU64>,
 ) {
     const BATCH: usize = 256;
+    // Pruning at start may delete many rows: here, not on the caller's (async) thread.
     let mut last_prune = now();
+    match db
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .prune(last_prune)
+    {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "history: removed entries past the retention"),
+        Err(error) => tracing::warn!(%error, "history: pruning failed"),
+    }
     while let Some(first) = receiver.blocking_recv() {
         let mut entries = Vec::new();
         let mut flushes = Vec::new();

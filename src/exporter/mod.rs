@@ -163,9 +163,24 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    /// Loads the configuration and starts probing, with the history in memory (tests,
+    /// embedding). `serve` uses [`Self::start_with`] and the configured history file.
+    pub fn start(
+        source: ConfigSource,
+        factory: ProberFactory,
+        shard: Option<(u32, u32)>,
+    ) -> Result<Arc<Self>, String> {
+        let options = StartOptions {
+            shard,
+            history: HistoryLocation::Memory,
+            external_url: String::new(),
+        };
+        Self::start_with(source, factory, options)
+    }
+
     /// Loads the configuration, opens the history and starts probing. The first load must
     /// succeed; a history that cannot be opened is logged and probing goes on without it.
-    pub fn start(
+    pub fn start_with(
         source: ConfigSource,
         factory: ProberFactory,
         options: StartOptions,
@@ -174,7 +189,8 @@ impl Exporter {
         let prober = factory(&config)?;
         let shard = options.shard;
         let history = open_history(&config, &options);
-        let metrics = SelfMetrics::new();
+        let mut metrics = SelfMetrics::new();
+        metrics.set_external_url(options.external_url.trim_end_matches('/'));
         metrics.watch_history(history.clone());
         let shared = Arc::new(Shared {
             store: Store::default(),

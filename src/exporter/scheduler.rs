@@ -144,7 +144,7 @@ async fn probe_forever(
         shared.metrics.probe_finished(report.outcome);
         shared
             .store
-            .record(&config, report, memory.clone(), timeline.clone());
+            .record_with_history(&config, report, memory.clone(), timeline.clone());
         previous = Some((memory, timeline));
         // Probes of one domain drift apart by up to ±10 % so thousands of domains spread out.
         delay = jitter.around(config.interval);

@@ -175,6 +175,16 @@ impl SelfMetrics {
             .unwrap_or_else(PoisonError::into_inner) = Some(client);
     }
 
+    /// Exports `autodiscover_exporter_web_info{external_url}`: alert rules read it to link to
+    /// the domain pages of the replica that probes the domain.
+    pub fn set_external_url(&mut self, external_url: &str) {
+        self.registry.register(
+            "autodiscover_exporter_web",
+            "The URL users reach this exporter at (--web.external-url; empty when not set).",
+            Info::new(vec![("external_url", external_url.to_owned())]),
+        );
+    }
+
     /// Exports the state of `history`.
     pub fn watch_history(&self, history: History) {
         *self.history.write().unwrap_or_else(PoisonError::into_inner) = Some(history);

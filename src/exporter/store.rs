@@ -200,7 +200,12 @@ impl Store {
     }
 
     /// Records a finished probe, unless the domain was removed (or reconfigured) meanwhile.
-    pub fn record(
+    pub fn record(&self, config: &Arc<DomainConfig>, report: ProbeReport) {
+        self.record_with_history(config, report, Arc::default(), Arc::from(Vec::new()));
+    }
+
+    /// Records a finished probe with what the history knows of the domain.
+    pub fn record_with_history(
         &self,
         config: &Arc<DomainConfig>,
         report: ProbeReport,
@@ -243,7 +248,8 @@ impl Store {
         timeline: Arc<[Change]>,
     ) -> Latest {
         let labels = metrics::domain_labels(config.domain.display(), &config.labels);
-        let samples = metrics::render_domain(&report, &labels, config.interval, &memory);
+        let samples =
+            metrics::render_domain_with_history(&report, &labels, config.interval, &memory);
         let dictionary = match self.sample_dictionary.get() {
             Some(dictionary) => dictionary.clone(),
             None => {

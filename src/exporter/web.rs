@@ -220,8 +220,12 @@ async fn route(
                         .map(|l| l.memory.clone())
                         .unwrap_or_default();
                     let labels = metrics::domain_labels(config.domain.display(), &config.labels);
-                    let samples =
-                        metrics::render_domain(&report, &labels, config.interval, &memory);
+                    let samples = metrics::render_domain_with_history(
+                        &report,
+                        &labels,
+                        config.interval,
+                        &memory,
+                    );
                     let format = Format::negotiate(accept.as_deref());
                     let mut out = String::new();
                     // Writing into a String cannot fail.
@@ -258,7 +262,10 @@ async fn route(
                 base: &shared.external_url,
                 reload_failure: reload_failure.as_ref(),
             };
-            html_response(html::status_page(&views, &status_query, &ctx))
+            html_response(
+                html::status_page(&views, &status_query, &ctx),
+                &shared.external_url,
+            )
         }
         (method, p) if p.starts_with("/domains/") => {
             let rest = &p["/domains/".len()..];
@@ -325,7 +332,10 @@ async fn route(
                     return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"));
                 }
             };
-            html_response(html::domain_page(&entry.view(), report.as_ref(), &ctx))
+            html_response(
+                html::domain_page(&entry.view(), report.as_ref(), &ctx),
+                &shared.external_url,
+            )
         }
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
@@ -465,11 +475,17 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-fn html_response(body: String) -> Response<Full<Bytes>> {
-    with_type(
+fn html_response(body: String, external_url: &str) -> Response<Full<Bytes>> {
+    let mut response = with_type(
         Response::new(Full::new(Bytes::from(body))),
         "text/html; charset=utf-8",
-    )
+    );
+    if let Ok(policy) = HeaderValue::from_str(&html::content_security_policy(external_url)) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
 }
 
 fn with_type(

@@ -113,6 +113,16 @@ finding_codes! {
     UnexpectedEndpointHost = "unexpected_endpoint_host",
     /// The endpoint step is not the expected one.
     UnexpectedEndpointStep = "unexpected_endpoint_step",
+    /// A service endpoint named by the settings presents a certificate Outlook alerts on.
+    ServiceCertificatePrompt = "service_certificate_prompt",
+    /// A service endpoint named by the settings cannot be used (DNS, TCP, TLS, protocol).
+    ServiceUnavailable = "service_unavailable",
+    /// The endpoint answered 401 to the configured credentials.
+    CredentialsRejected = "credentials_rejected",
+    /// Credentials are configured but were not sent (a safety rule, an unreadable file).
+    CredentialsNotSent = "credentials_not_sent",
+    /// The settings name an internal host or a private address for use outside the network.
+    SettingsInternalName = "settings_internal_name",
     /// The verdict got worse within 7 days of a change of the domain's name servers.
     RegressedAfterDelegationChange = "regressed_after_delegation_change",
 }
@@ -174,6 +184,11 @@ mod tests {
             "srv_target_missing",
             "unexpected_endpoint_host",
             "unexpected_endpoint_step",
+            "service_certificate_prompt",
+            "service_unavailable",
+            "credentials_rejected",
+            "credentials_not_sent",
+            "settings_internal_name",
             "certificate_chain_incomplete",
             "domain_not_found",
             "classic_clients_affected",

@@ -8,4 +8,5 @@ pub mod history;
 pub mod labels;
 pub mod pox;
 pub mod report;
+pub mod settings;
 pub mod step;

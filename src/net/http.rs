@@ -74,6 +74,37 @@ impl HttpConnection {
             .await
     }
 
+    /// Sends the Autodiscover POST for `address` with an `Authorization` header. The header is
+    /// marked sensitive and never recorded in the exchange.
+    pub async fn post_autodiscover_authorized(
+        &mut self,
+        host_header: &str,
+        path: &str,
+        address: &str,
+        authorization: &str,
+        timeout: Duration,
+    ) -> HttpExchange {
+        let Ok(mut value) = hyper::header::HeaderValue::from_str(authorization) else {
+            return HttpExchange::failed(
+                HttpMethod::Post,
+                HttpFailure::Protocol {
+                    detail: "the credentials cannot be sent in an HTTP header".into(),
+                },
+            );
+        };
+        value.set_sensitive(true);
+        let request = Request::post(path)
+            .header(HOST, host_header)
+            .header(USER_AGENT, PROBE_USER_AGENT)
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header(hyper::header::AUTHORIZATION, value)
+            .header("X-MapiHttpCapability", "1")
+            .header("X-AnchorMailbox", address)
+            .body(Full::new(Bytes::from(pox::request_body(address))));
+        self.send(HttpMethod::Post, request, timeout, BODY_CAP)
+            .await
+    }
+
     /// Sends an unauthenticated GET (port-80 redirect step, Exchange fingerprint).
     pub async fn get(&mut self, host_header: &str, path: &str, timeout: Duration) -> HttpExchange {
         let request = Request::get(path)

@@ -238,7 +238,7 @@ fn rank(result: &AddressResult) -> u8 {
 mod tests {
     use super::*;
     use crate::model::facts::{CertificateVerdict, Validity};
-    use crate::model::pox::PoxProtocol;
+    use crate::model::settings::Settings;
 
     const URL: &str = "https://companyb.com/Autodiscover/Autodiscover.xml";
 
@@ -466,12 +466,7 @@ mod tests {
                         response(200),
                         BodyKind::Autodiscover {
                             response: PoxResponse::Settings {
-                                display_name: None,
-                                protocols: vec![PoxProtocol {
-                                    kind: "EXPR".into(),
-                                    server: None,
-                                    ews_url: None,
-                                }],
+                                settings: Settings::default(),
                             },
                         },
                     )),

@@ -5,5 +5,6 @@ pub mod classify;
 pub mod microsoft365;
 pub mod pox;
 pub mod redirect;
+pub mod settings;
 pub mod srv;
 pub mod verdict;

@@ -11,6 +11,7 @@ use crate::model::facts::{
 use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, Severity, date};
 use crate::model::history::{Change, DomainMemory};
 use crate::model::report::ProbeReport;
+use crate::model::settings::{CredentialsResult, ServiceCheck, ServiceStatus};
 use crate::model::step::{Outcome, StepId, StepStatus};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +40,7 @@ select,input,button{font:inherit;padding:.25em .4em;max-width:100%}\
 table{border-collapse:collapse;width:100%;background:#fff}\
 th,td{text-align:left;padding:.4em .5em;border-bottom:1px solid #e3e3e3;vertical-align:top;overflow-wrap:anywhere}\
 th{background:#f0f0f0;font-size:.9em}\
+td.name{min-width:11em}td.sev{white-space:nowrap}td.name a{overflow-wrap:normal;word-break:normal}td.cert{font-size:.92em}\
 .muted{color:#6b6b6b}.warn{color:#a15c00}.bad{color:#c62828}.good{color:#2e7d32}\
 .chip{display:inline-block;background:#eef;border-radius:.8em;padding:0 .5em;margin:.1em .2em .1em 0;font-size:.8em;color:#334}\
 .pager{margin:.8em 0;display:flex;gap:1em;flex-wrap:wrap}\
@@ -61,7 +63,30 @@ table.domains tr{border:1px solid #ddd;border-radius:.4em;margin:.5em 0;padding:
 table.domains td{border:0;padding:.15em 0}\
 table.domains td[data-label]::before{content:attr(data-label) ': ';color:#6b6b6b;font-size:.85em}\
 table.domains td.name{font-size:1.05em;font-weight:600}\
+table.findings thead{display:none}\
+table.findings,table.findings tbody,table.findings tr,table.findings td{display:block;width:100%}\
+table.findings tr{border:1px solid #ddd;border-radius:.4em;margin:.5em 0;padding:.3em .5em;background:#fff}\
+table.findings td{border:0;padding:.15em 0;overflow-wrap:break-word}\
 }";
+
+/// The Content-Security-Policy the pages are served with: nothing but their own `<style>`
+/// block (by its hash), forms posting to `form_target` (`'self'`, plus the external URL's
+/// origin when links point there), no scripts, no frames, no external assets.
+pub fn content_security_policy(external_url: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE));
+    let origin = url::Url::parse(external_url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; form-action 'self'{origin}; \
+         base-uri 'none'; frame-ancestors 'none'"
+    )
+}
 
 /// Percent-encodes a path segment or query value.
 pub fn url_encode(text: &str) -> String {
@@ -534,7 +559,7 @@ fn domain_row(body: &mut String, view: &DomainView<'_>, ctx: &PageContext<'_>) {
     let _ = writeln!(
         body,
         "<td data-label=\"Verdict\">{}</td><td data-label=\"What’s wrong\">{problem}</td>\
-         <td data-label=\"Endpoint\">{endpoint}</td><td data-label=\"Certificate\">{}</td>\
+         <td data-label=\"Endpoint\">{endpoint}</td><td data-label=\"Certificate\" class=\"cert\">{}</td>\
          <td data-label=\"Last changed\">{changed}</td><td data-label=\"Last probe\">{}</td></tr>",
         badge(Some(summary.outcome)),
         expiry_cell(summary.expiry.as_ref()),
@@ -553,10 +578,18 @@ pub fn problem_text(report: &ProbeReport) -> Option<String> {
     let top = top_finding(report)
         .filter(|f| f.severity != Severity::Info || report.outcome != Outcome::Ok)?;
     let words = top.code.as_str().replace('_', " ");
+    let service = report
+        .service_certificate_prompts
+        .first()
+        .map(|p| format!("{} {}", p.service, p.host));
     let step = match report.outcome {
-        Outcome::CertificatePrompt => report.certificate_prompts.first().map(|s| s.as_str()),
+        Outcome::CertificatePrompt => report
+            .certificate_prompts
+            .first()
+            .map(|s| s.as_str())
+            .or(service.as_deref()),
         Outcome::RedirectPrompt => report.endpoint.as_ref().map(|e| e.step.as_str()),
-        Outcome::NotFound => Some("no step"),
+        Outcome::NotFound => None,
         Outcome::ProbeError => Some("DNS"),
         Outcome::Ok => None,
     };
@@ -607,6 +640,17 @@ fn nearest_expiry(report: &ProbeReport) -> Option<(f64, i64, String)> {
             leaf.parse_error.is_none().then_some(())?;
             Some((leaf.days_to_expiry, leaf.not_after, hop.host()))
         })
+        .chain(report.services.iter().flat_map(|check| {
+            check.addresses.iter().filter_map(|a| {
+                let leaf = a.tls.as_ref()?.leaf()?;
+                leaf.parse_error.is_none().then_some(())?;
+                Some((
+                    leaf.days_to_expiry,
+                    leaf.not_after,
+                    format!("{} {}", check.target.service, check.target.host),
+                ))
+            })
+        }))
         .min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
@@ -719,7 +763,7 @@ pub fn domain_page(
         );
     }
     if !report.findings.is_empty() {
-        body.push_str("<h2>Findings</h2><table><thead><tr><th>Severity</th><th>Finding</th><th>How to fix</th></tr></thead><tbody>");
+        body.push_str("<h2>Findings</h2><table class=\"findings\"><thead><tr><th>Severity</th><th>Finding</th><th>How to fix</th></tr></thead><tbody>");
         for finding in &report.findings {
             let class = match finding.severity {
                 Severity::Error => "bad",
@@ -728,7 +772,7 @@ pub fn domain_page(
             };
             let _ = write!(
                 body,
-                "<tr><td class=\"{class}\">{}</td><td><code>{}</code><br>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"{class} sev\">{}</td><td><code>{}</code><br>{}</td><td>{}</td></tr>",
                 finding.severity.as_str(),
                 escape(finding.code.as_str()),
                 escape(&finding.message),
@@ -753,6 +797,7 @@ pub fn domain_page(
         }
     }
     body.push_str("</div>");
+    services_section(&mut body, report);
     delegation_section(&mut body, report);
     timeline_section(&mut body, view);
     page_html(domain, &body, Some(&link))
@@ -954,6 +999,121 @@ fn http_line(exchange: &HttpExchange) -> String {
     text
 }
 
+/// After Autodiscover: where the settings came from, the credentials (never their value) and
+/// the servers the settings name, each with its status and certificate.
+fn services_section(body: &mut String, report: &ProbeReport) {
+    if report.settings.is_none() && report.credentials.is_none() {
+        return;
+    }
+    body.push_str(
+        "<h2>After Autodiscover: the servers Outlook connects to next</h2><ul class=\"facts\">",
+    );
+    if let Some(used) = &report.credentials {
+        let text = match &used.result {
+            CredentialsResult::Sent { address, exchange } => format!(
+                "Credentials sent to {} ({address}) with Basic authentication (not shown): {}",
+                used.url,
+                http_line(exchange)
+            ),
+            CredentialsResult::NotSent { reason } => {
+                format!("Credentials not sent to {}: {reason}", used.url)
+            }
+        };
+        let _ = write!(body, "<li>{}</li>", escape(&text));
+    }
+    if let Some(source) = &report.settings_source {
+        let _ = write!(
+            body,
+            "<li>Settings from <code>{}</code> ({})</li>",
+            escape(&source.url),
+            if source.authenticated {
+                "authenticated"
+            } else {
+                "no authentication"
+            }
+        );
+    }
+    body.push_str("</ul>");
+    if report.services.is_empty() {
+        if report.settings.is_some() {
+            body.push_str("<p class=\"muted\">The settings name no server to check.</p>");
+        }
+        return;
+    }
+    body.push_str(
+        "<table class=\"findings\"><thead><tr><th>Service</th><th>Server</th><th>Status</th>\
+         <th>Certificate</th></tr></thead><tbody>",
+    );
+    for check in &report.services {
+        service_row(body, check);
+    }
+    body.push_str("</tbody></table>");
+}
+
+fn service_row(body: &mut String, check: &ServiceCheck) {
+    let target = &check.target;
+    let class = match check.status {
+        ServiceStatus::Ok => "good",
+        status if status.as_str().starts_with("cert_") => "bad",
+        _ => "warn",
+    };
+    let place = target
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", target.host, target.port));
+    let detail = check
+        .addresses
+        .iter()
+        .find_map(|a| a.detail.as_deref())
+        .map(|d| format!("<br><span class=\"muted\">{}</span>", escape(d)))
+        .unwrap_or_default();
+    let certificate = check
+        .addresses
+        .iter()
+        .find_map(|a| {
+            let tls = a.tls.as_ref()?;
+            Some((tls.leaf()?, tls.verdict.as_ref()))
+        })
+        .map_or_else(
+            || "<span class=\"muted\">none</span>".to_owned(),
+            |(leaf, verdict)| {
+                let name = match verdict {
+                    Some(v) if v.name_matches => "<span class=\"good\">✓ name</span>".to_owned(),
+                    Some(_) => format!(
+                        "<span class=\"bad\">✗ name ({})</span>",
+                        escape(&target.host)
+                    ),
+                    None => String::new(),
+                };
+                let days = if leaf.days_to_expiry < EXPIRY_WARNING_DAYS {
+                    "warn"
+                } else {
+                    "muted"
+                };
+                format!(
+                    "{} {name}<br><span class=\"{days}\">{:.0} days, {}</span>",
+                    escape(&leaf.dns_names.join(", ")),
+                    leaf.days_to_expiry.floor(),
+                    date(leaf.not_after)
+                )
+            },
+        );
+    let _ = write!(
+        body,
+        "<tr><td><strong>{}</strong> <span class=\"muted\">{}</span>{}</td><td><code>{}</code></td>\
+         <td class=\"{class} sev\">{}{detail}</td><td>{certificate}</td></tr>",
+        escape(target.service.as_str()),
+        escape(&target.protocol),
+        if target.external {
+            ""
+        } else {
+            " <span class=\"muted\">(internal URL)</span>"
+        },
+        escape(&place),
+        escape(check.status.as_str())
+    );
+}
+
 fn delegation_section(body: &mut String, report: &ProbeReport) {
     let Some(delegation) = &report.delegation else {
         return;
@@ -1045,6 +1205,61 @@ mod tests {
         assert_eq!(query.to_query(1, Some(None)), "?q=acme&customer=Company+B");
         assert_eq!(StatusQuery::parse(&pairs("page=0")).page, 1);
         assert_eq!(StatusQuery::parse(&pairs("page=x")).page, 1);
+    }
+
+    #[test]
+    fn pages_hold_200_domains_and_link_to_the_next_with_the_filters() {
+        let domains: Vec<Domain> = (0..450)
+            .map(|i| Domain::parse(&format!("d{i:03}.example")).unwrap())
+            .collect();
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            "customer".to_owned(),
+            "<script>alert(1)</script>".to_owned(),
+        );
+        let views: Vec<DomainView<'_>> = domains
+            .iter()
+            .map(|domain| DomainView {
+                domain,
+                labels: &labels,
+                summary: None,
+                memory: None,
+                timeline: &[],
+            })
+            .collect();
+        let ctx = PageContext {
+            now: 0,
+            base: "",
+            reload_failure: None,
+        };
+        let query = StatusQuery::parse(&pairs("verdict=pending"));
+        let first = status_page(&views, &query, &ctx);
+        assert_eq!(first.matches("<tr><td class=\"name\">").count(), PAGE_SIZE);
+        assert!(first.contains("showing 1–200 (page 1 of 3)"));
+        assert!(first.contains("href=\"/?verdict=pending&amp;page=2\">next →</a>"));
+        assert!(!first.contains("<script>"), "labels are escaped");
+        assert!(first.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let last = status_page(
+            &views,
+            &StatusQuery::parse(&pairs("verdict=pending&page=3")),
+            &ctx,
+        );
+        assert_eq!(last.matches("<tr><td class=\"name\">").count(), 50);
+        assert!(last.contains("← previous"));
+        assert!(last.contains("d449.example"));
+        assert!(last.contains("content=\"60; url=/?verdict=pending&amp;page=3\""));
+        let none = status_page(&views, &StatusQuery::parse(&pairs("verdict=ok")), &ctx);
+        assert!(none.contains("0 of 450 domains match"));
+    }
+
+    #[test]
+    fn the_policy_allows_only_the_pages_own_style() {
+        let policy = content_security_policy("");
+        assert!(policy.starts_with("default-src 'none'; style-src 'sha256-"));
+        assert!(policy.contains("form-action 'self'; "));
+        assert!(!policy.contains("script-src"));
+        let behind_proxy = content_security_policy("https://monitor.example.net/autodiscover");
+        assert!(behind_proxy.contains("form-action 'self' https://monitor.example.net; "));
     }
 
     #[test]

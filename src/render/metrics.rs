@@ -4,10 +4,11 @@
 //! family; a scrape writes each family's header and concatenates the domains' lines. Scrapes
 //! never wait for a probe and cost a copy, which keeps 10,000 domains well under 100 ms.
 
-use crate::model::facts::StepTrace;
+use crate::model::facts::{StepTrace, TlsFacts};
 use crate::model::history::{DomainMemory, regressed_after};
 use crate::model::labels::RESERVED_LABELS;
 use crate::model::report::ProbeReport;
+use crate::model::settings::ServiceStatus;
 use crate::model::step::{Outcome, StepId};
 use crate::render::gzip::{DeflateWriter, inflate};
 use flate2::Compression;
@@ -173,6 +174,18 @@ families! {
         "autodiscover_certificate",
         "One series per distinct leaf certificate presented for host."
     ),
+    ServiceInfo = info(
+        "autodiscover_service",
+        "One series per service endpoint named in the Autodiscover settings (service, wire protocol, host, port)."
+    ),
+    ServiceStatus = gauge(
+        "autodiscover_service_status",
+        "1, labelled with the current status of each service and host named in the settings (worst across its ports and addresses)."
+    ),
+    ServiceCertificatePrompt = gauge(
+        "autodiscover_service_certificate_prompt",
+        "1 if Outlook shows a certificate security alert when it connects to this service and host."
+    ),
     ProbeDuration = seconds(
         "autodiscover_probe_duration_seconds",
         "Duration of the probe."
@@ -304,8 +317,13 @@ pub fn domain_labels(domain: &str, labels: &BTreeMap<String, String>) -> String 
     out
 }
 
+/// Renders a domain's sample lines (no history: no delegation change time).
+pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration) -> DomainSamples {
+    render_domain_with_history(report, base_labels, interval, &DomainMemory::default())
+}
+
 /// Renders a domain's sample lines; `memory` is what the history knows of the domain.
-pub fn render_domain(
+pub fn render_domain_with_history(
     report: &ProbeReport,
     base_labels: &str,
     interval: Duration,
@@ -376,6 +394,7 @@ pub fn render_domain(
     for step in &report.steps {
         render_certificates(&mut f, step);
     }
+    render_services(&mut f, report);
     f.push(Family::ProbeDuration, &[], report.duration_seconds);
     f.push(Family::ProbeTimestamp, &[], report.finished_at());
     f.push(Family::ProbeInterval, &[], interval.as_secs_f64());
@@ -407,6 +426,56 @@ pub fn render_domain(
     f.into_samples(base_labels)
 }
 
+/// The step label of the certificate metrics of service endpoints.
+pub const SERVICE_STEP_LABEL: &str = "service";
+
+fn render_services(f: &mut Lines, report: &ProbeReport) {
+    // Series are keyed by (service, host): several ports of one host fold into their worst.
+    let mut by_host: BTreeMap<(&str, &str), (ServiceStatus, bool)> = BTreeMap::new();
+    let mut certificates: BTreeMap<String, HostCertificates> = BTreeMap::new();
+    for check in &report.services {
+        let target = &check.target;
+        let port = target.port.to_string();
+        f.push(
+            Family::ServiceInfo,
+            &[
+                ("service", target.service.as_str()),
+                ("protocol", &target.protocol),
+                ("host", &target.host),
+                ("port", &port),
+            ],
+            1.0,
+        );
+        let entry = by_host
+            .entry((target.service.as_str(), target.host.as_str()))
+            .or_insert((check.status, false));
+        entry.0 = entry.0.min(check.status);
+        entry.1 |= check.status.is_certificate_prompt();
+        for attempt in &check.addresses {
+            if let Some(tls) = &attempt.tls {
+                add_certificate(&mut certificates, &target.host, tls);
+            }
+        }
+    }
+    for ((service, host), (status, prompt)) in &by_host {
+        f.push(
+            Family::ServiceStatus,
+            &[
+                ("service", service),
+                ("host", host),
+                ("status", status.as_str()),
+            ],
+            1.0,
+        );
+        f.push(
+            Family::ServiceCertificatePrompt,
+            &[("service", service), ("host", host)],
+            bool_value(*prompt),
+        );
+    }
+    write_certificates(f, SERVICE_STEP_LABEL, &certificates);
+}
+
 struct HostCertificates {
     mismatch: bool,
     not_after: i64,
@@ -418,39 +487,45 @@ fn render_certificates(f: &mut Lines, step: &StepTrace) {
     let mut hosts: BTreeMap<String, HostCertificates> = BTreeMap::new();
     for hop in &step.hops {
         for attempt in &hop.addresses {
-            let Some(tls) = &attempt.tls else { continue };
-            let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
-                continue;
-            };
-            // Dates of a certificate that cannot be parsed are unknown: no expiry is exported
-            // (the trace says why), rather than a notAfter of 1970.
-            if leaf.parse_error.is_some() {
-                continue;
-            }
-            let entry = hosts
-                .entry(hop.host().to_owned())
-                .or_insert(HostCertificates {
-                    mismatch: false,
-                    not_after: leaf.not_after,
-                    days: leaf.days_to_expiry,
-                    leaves: Vec::new(),
-                });
-            entry.mismatch |= !verdict.name_matches;
-            entry.not_after = entry.not_after.min(leaf.not_after);
-            entry.days = entry.days.min(leaf.days_to_expiry);
-            let identity = [
-                leaf.subject.clone(),
-                leaf.issuer.clone(),
-                leaf.serial.clone(),
-                leaf.fingerprint_sha256.clone(),
-            ];
-            if !entry.leaves.contains(&identity) {
-                entry.leaves.push(identity);
+            if let Some(tls) = &attempt.tls {
+                add_certificate(&mut hosts, &hop.host(), tls);
             }
         }
     }
-    let step_name = step.step.as_str();
-    for (host, certs) in &hosts {
+    write_certificates(f, step.step.as_str(), &hosts);
+}
+
+fn add_certificate(hosts: &mut BTreeMap<String, HostCertificates>, host: &str, tls: &TlsFacts) {
+    let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
+        return;
+    };
+    // Dates of a certificate that cannot be parsed are unknown: no expiry is exported (the
+    // trace says why), rather than a notAfter of 1970.
+    if leaf.parse_error.is_some() {
+        return;
+    }
+    let entry = hosts.entry(host.to_owned()).or_insert(HostCertificates {
+        mismatch: false,
+        not_after: leaf.not_after,
+        days: leaf.days_to_expiry,
+        leaves: Vec::new(),
+    });
+    entry.mismatch |= !verdict.name_matches;
+    entry.not_after = entry.not_after.min(leaf.not_after);
+    entry.days = entry.days.min(leaf.days_to_expiry);
+    let identity = [
+        leaf.subject.clone(),
+        leaf.issuer.clone(),
+        leaf.serial.clone(),
+        leaf.fingerprint_sha256.clone(),
+    ];
+    if !entry.leaves.contains(&identity) {
+        entry.leaves.push(identity);
+    }
+}
+
+fn write_certificates(f: &mut Lines, step_name: &str, hosts: &BTreeMap<String, HostCertificates>) {
+    for (host, certs) in hosts {
         let labels = [("step", step_name), ("host", host.as_str())];
         f.push(Family::NameMismatch, &labels, bool_value(certs.mismatch));
         f.push(Family::DaysToExpiry, &labels, certs.days);
@@ -745,6 +820,9 @@ mod tests {
                 "autodiscover_certificate_days_to_expiry",
                 "autodiscover_certificate_not_after_timestamp_seconds",
                 "autodiscover_certificate_info",
+                "autodiscover_service_info",
+                "autodiscover_service_status",
+                "autodiscover_service_certificate_prompt",
                 "autodiscover_probe_duration_seconds",
                 "autodiscover_probe_timestamp_seconds",
                 "autodiscover_probe_interval_seconds",

@@ -6,6 +6,7 @@ use autodiscover_exporter::diagnose::{self, Expectations};
 use autodiscover_exporter::lab::{scenarios, world::World};
 use autodiscover_exporter::model::address::MailAddress;
 use autodiscover_exporter::model::report::ProbeReport;
+use autodiscover_exporter::probe::credentials::CredentialsPolicy;
 use autodiscover_exporter::probe::{ProbeOptions, Prober};
 use std::time::Duration;
 
@@ -31,12 +32,37 @@ pub async fn probe(prober: &Prober, domain: &str) -> ProbeReport {
     probe_address(prober, &format!("someone@{domain}")).await
 }
 
-/// Probes an address and explains the report, as `check` does.
+/// Probes an address and explains the report, as `check` does; a scenario with a probe account
+/// is probed with it (written to a 0600 credentials file).
 pub async fn probe_address(prober: &Prober, address: &str) -> ProbeReport {
     let address = MailAddress::parse(address).unwrap();
-    let mut report = prober.probe(&address, &fast_options()).await;
+    let mut options = fast_options();
+    if let Some(account) = scenarios::catalogue()
+        .iter()
+        .find(|s| s.domain == address.domain().ascii())
+        .and_then(|s| s.credentials)
+    {
+        options.credentials = Some(CredentialsPolicy {
+            file: account
+                .write_file(&credentials_dir(), address.domain().ascii())
+                .unwrap(),
+            hosts: Vec::new(),
+        });
+    }
+    probe_with(prober, &address.to_string(), &options).await
+}
+
+/// Probes an address with `options` and explains the report.
+pub async fn probe_with(prober: &Prober, address: &str, options: &ProbeOptions) -> ProbeReport {
+    let address = MailAddress::parse(address).unwrap();
+    let mut report = prober.probe(&address, options).await;
     report.findings = diagnose::explain(&report, &Expectations::default());
     report
+}
+
+/// A directory of this test process for credentials files.
+pub fn credentials_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("autodiscover-tests-{}", std::process::id()))
 }
 
 use autodiscover_exporter::config::Config;
@@ -78,7 +104,7 @@ impl RunningExporter {
         let world = scenarios::world().unwrap().start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-        let exporter = Exporter::start(source, factory, options).unwrap();
+        let exporter = Exporter::start_with(source, factory, options).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
