@@ -209,14 +209,27 @@ const MAX_BLOCKING_THREADS: usize = 16;
 /// MiB resident with the default, 201 MiB with one arena). Two arenas keep most of that saving
 /// without making every thread wait on one lock. `MALLOC_ARENA_MAX` in the environment wins.
 const MALLOC_ARENAS: i32 = 2;
+/// Blocks from this size up get their own mapping, given back to the kernel when freed. glibc
+/// starts at 128 KiB but raises the threshold (up to 32 MiB) each time such a block is freed, so
+/// after the first few scrapes the multi-megabyte buffers of `/metrics` would land in the heap
+/// and keep it large. A fixed threshold keeps them out. `MALLOC_MMAP_THRESHOLD_` wins.
+const MALLOC_MMAP_THRESHOLD: i32 = 256 * 1024;
 
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets a tunable of glibc's allocator; it runs before the runtime
-        // starts any thread, and an unaccepted value is ignored (it returns 0).
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: mallopt only sets a tunable of glibc's allocator; it runs before the
+            // runtime starts any thread, and an unaccepted value is ignored (it returns 0).
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            // SAFETY: as above.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+            }
         }
     }
 }
