@@ -31,6 +31,7 @@ SHARD2=127.0.0.1:19197
 SECURE=127.0.0.1:19198
 DEMO=127.0.0.1:19199
 PROM=127.0.0.1:19090
+PROM_SHARDS=127.0.0.1:19091
 WEB_USER=e2e
 WEB_PASSWORD=e2e-secret
 # bcrypt of $WEB_PASSWORD (cost 10)
@@ -293,13 +294,13 @@ install_packages() {
 
 preflight_ports() { # nothing else may listen where the suite listens
     local re busy
-    re='^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]):(5353|5354|10195|19090|19196|19197|19198|19199)$|^(127\.0\.10\.[0-9]+|0\.0\.0\.0|\*|\[::\]):(80|443)$'
+    re='^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]):(5353|5354|10195|19090|19091|19196|19197|19198|19199)$|^(127\.0\.10\.[0-9]+|0\.0\.0\.0|\*|\[::\]):(80|443)$'
     busy=$(ss -Hlntup 2>/dev/null | awk -v re="$re" '$5 ~ re' || true)
     if [[ -n $busy ]]; then
         echo "$busy" >&2
         die "ports the suite needs are taken (see above)"
     fi
-    pass "ports 5353-5354/udp, 10195, 19090, 19196-19199 and 80/443 on 127.0.10.x are free"
+    pass "ports 5353-5354/udp, 10195, 19090-19091, 19196-19199 and 80/443 on 127.0.10.x are free"
 }
 
 build_binary() {
@@ -897,6 +898,7 @@ shard_checks() {
     done
     [[ $ok == 1 ]] || echo "  (shards still disagree after 30s)"
     py shard --scenarios "$E2E/scenarios.json" "$W/shard1.txt" "$W/shard2.txt" || true
+    shards_behind_prometheus
     stop_exporter shard1
     stop_exporter shard2
 
@@ -904,6 +906,68 @@ shard_checks() {
     timeout 20 "$BIN" serve --config.file "$W/exporter.yml" --web.listen-address "$SHARD1" --shard 3/2 \
         >"$W/shard-bad.log" 2>&1 || rc=$?
     if [[ $rc != 0 && $rc != 124 ]]; then pass "serve --shard 3/2 refuses to start (exit $rc)"; else fail "serve --shard 3/2 -> exit $rc"; fi
+}
+
+shards_behind_prometheus() { # the two replicas behind one Prometheus, both ways of sharding
+    section "Two replicas behind one Prometheus: --shard on /metrics, hashmod over /probe"
+    # As in examples/prometheus/scrape-sharded.yml: job shards scrapes the --shard replicas'
+    # /metrics; job probe-hashmod lists the domains as targets and hashmod picks the replica
+    # that probes each one on /probe (any replica probes any configured domain there).
+    local domains n
+    domains=$(scenario_list | awk '{ print $2 }' | LC_ALL=C grep -v '[^ -~]' || true)
+    n=$(echo "$domains" | grep -c . || true)
+    {
+        echo "global:"
+        echo "  scrape_interval: 5s"
+        echo "  scrape_timeout: 4s"
+        echo "scrape_configs:"
+        echo "  - job_name: shards"
+        echo "    static_configs:"
+        echo "      - targets: ['$SHARD1', '$SHARD2']"
+        echo "  - job_name: probe-hashmod"
+        echo "    metrics_path: /probe"
+        echo "    scrape_interval: 10s"
+        echo "    scrape_timeout: 9s"
+        echo "    static_configs:"
+        echo "      - targets:"
+        echo "$domains" | sed 's/^/          - /'
+        echo "    relabel_configs:"
+        echo "      - source_labels: [__address__]"
+        echo "        target_label: __param_target"
+        echo "      - source_labels: [__param_target]"
+        echo "        target_label: instance"
+        echo "      - source_labels: [__param_target]"
+        echo "        modulus: 2"
+        echo "        target_label: __tmp_shard"
+        echo "        action: hashmod"
+        echo "      - source_labels: [__tmp_shard]"
+        echo "        regex: '0'"
+        echo "        target_label: __address__"
+        echo "        replacement: '$SHARD1'"
+        echo "      - source_labels: [__tmp_shard]"
+        echo "        regex: '1'"
+        echo "        target_label: __address__"
+        echo "        replacement: '$SHARD2'"
+    } >"$W/prometheus-shards.yml"
+    if ! promtool check config "$W/prometheus-shards.yml" >/dev/null; then
+        fail "promtool check config $W/prometheus-shards.yml"
+        return 0
+    fi
+    start_bg prometheus-shards "$W/prometheus-shards.log" prometheus --config.file="$W/prometheus-shards.yml" \
+        --storage.tsdb.path="$W/prometheus-shards-data" --web.listen-address="$PROM_SHARDS"
+    if ! wait_until 100 0.3 http_ok "http://$PROM_SHARDS/-/ready"; then
+        fail "Prometheus for the shards not ready on $PROM_SHARDS (see $W/prometheus-shards.log)"
+        stop prometheus-shards || true
+        return 0
+    fi
+    py prom-wait --prom "http://$PROM_SHARDS" --tries 30 --sleep 2 'count(up{job="shards"} == 1) == 2' || true
+    py prom-wait --prom "http://$PROM_SHARDS" --tries 30 --sleep 2 \
+        "count(count by (domain) (autodiscover_probe_success{job=\"shards\"})) == $(scenario_list | wc -l)" || true
+    py prom-wait --prom "http://$PROM_SHARDS" --tries 30 --sleep 2 \
+        "count(count by (domain) (autodiscover_probe_success{job=\"probe-hashmod\"})) == $n" || true
+    py prom-wait --prom "http://$PROM_SHARDS" --tries 10 --sleep 2 \
+        'autodiscover_outcome{job="probe-hashmod",domain="companyb.e2e.test",outcome="certificate_prompt"} == 1' || true
+    stop prometheus-shards || true
 }
 
 web_config_checks() {
