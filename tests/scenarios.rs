@@ -53,13 +53,18 @@ async fn kept_reports_come_back_whole() {
     for (scenario, domain) in scenarios::catalogue().iter().zip(&config.domains) {
         let mut report = support::probe(&prober, scenario.domain).await;
         report.findings = diagnose::explain(&report, &Expectations::default());
+        let (memory, _) = diagnose::changes::advance(None, &report, report.started_at);
         let kept = kept_by.keep(
             domain,
             report.clone(),
-            Arc::default(),
+            memory.clone(),
             Arc::from(Vec::new()),
         );
         assert_eq!(kept.report().unwrap(), report, "{}", scenario.domain);
+        // The domain's state is kept packed; the pages' copy leaves it out.
+        assert_eq!(kept.full_memory().unwrap(), memory, "{}", scenario.domain);
+        assert_eq!(kept.memory.state, Default::default());
+        assert_eq!(kept.memory.last_change_at, memory.last_change_at);
         let json = serde_json::to_string(&report).unwrap().len();
         assert!(
             kept.packed_len() < json / 2,

@@ -4,7 +4,7 @@
 # (gzip and not), status page time and bytes.
 #
 #   sudo benches/scale/run.sh                 # 10,000 and 100,000 domains
-#   sudo benches/scale/run.sh 500             # a smoke run (under a minute)
+#   sudo SCALE_IDLE_SECONDS=5 benches/scale/run.sh 500   # a smoke run (under a minute)
 #   AUTODISCOVER_BIN=path benches/scale/run.sh 10000
 #
 # Run by hand (as root: nginx binds 127.0.20.x:443), not by CI. Builds the release binary unless
@@ -20,6 +20,7 @@ SIZES=("$@")
 [[ ${#SIZES[@]} -gt 0 ]] || SIZES=(10000 100000)
 LISTEN=127.0.0.1:19280
 SWEEP_TIMEOUT=${SCALE_SWEEP_TIMEOUT:-1200}
+IDLE_SECONDS=${SCALE_IDLE_SECONDS:-30}
 EXPORTER_PID=""
 
 [[ $(id -u) == 0 ]] || { echo "run as root (nginx binds 127.0.20.x:443)" >&2; exit 2; }
@@ -113,10 +114,11 @@ for n in "${SIZES[@]}"; do
     printf '  RSS after the requests: %s MiB; CPU of the requests above: %.2f s\n' \
         "$(rss_mib "$EXPORTER_PID")" "$(awk -v a="$cpu1" -v b="$cpu2" 'BEGIN { print b - a }')"
     idle0=$(cpu_seconds "$EXPORTER_PID")
-    sleep 30
+    sleep "$IDLE_SECONDS"
     idle1=$(cpu_seconds "$EXPORTER_PID")
-    printf '  idle CPU after the sweep (no probes due, no scrape): %.2f s in 30 s\n' \
-        "$(awk -v a="$idle0" -v b="$idle1" 'BEGIN { print b - a }')"
+    printf '  idle CPU after the sweep (no probes due, no scrape): %.2f s in %d s; RSS then %s MiB\n' \
+        "$(awk -v a="$idle0" -v b="$idle1" 'BEGIN { print b - a }')" "$IDLE_SECONDS" "$(rss_mib "$EXPORTER_PID")"
+    [[ $done_count -ge $n ]] || exit 1
     kill -TERM "$EXPORTER_PID"
     world_wait 150 0.1 bash -c "! kill -0 $EXPORTER_PID" || kill -KILL "$EXPORTER_PID"
     wait "$EXPORTER_PID" 2>/dev/null || true

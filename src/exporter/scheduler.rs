@@ -3,6 +3,7 @@
 
 use super::Shared;
 use super::history::{Entry, TIMELINE_LENGTH};
+use super::store::Latest;
 use crate::config::DomainConfig;
 use crate::diagnose::{self, changes};
 use crate::model::history::{Change, ChangeKind, DomainMemory};
@@ -107,15 +108,12 @@ async fn probe_forever(
     let mut delay = jitter.within(spread.min(config.interval));
     // What the domain looked like after its previous probe: in the store after a reload, in
     // the history after a restart.
-    let mut previous: Option<(Arc<DomainMemory>, Arc<[Change]>)> =
-        match shared.store.get(&config.domain).and_then(|e| e.latest) {
-            Some(latest) => Some((latest.memory.clone(), latest.timeline.clone())),
-            None => shared
-                .history
-                .load(config.domain.ascii())
-                .await
-                .map(|(memory, timeline)| (Arc::new(memory), Arc::from(timeline))),
-        };
+    let mut previous = match shared.store.get(&config.domain).and_then(|e| e.latest) {
+        Some(latest) => Some(Previous::Kept(latest)),
+        None => Box::pin(shared.history.load(config.domain.ascii()))
+            .await
+            .map(|loaded| Previous::Loaded(Box::new(loaded))),
+    };
     loop {
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -139,16 +137,23 @@ async fn probe_forever(
         );
         let (memory, timeline) =
             Box::pin(remember(&shared, &config, &mut report, previous.take())).await;
-        // The store and this task share one copy of what the history knows of the domain.
-        let (memory, timeline) = (Arc::new(memory), Arc::<[Change]>::from(timeline));
         shared.metrics.probe_finished(report.outcome);
-        shared
+        // The store and this task share one copy of what was kept.
+        let kept = shared
             .store
-            .record_with_history(&config, report, memory.clone(), timeline.clone());
-        previous = Some((memory, timeline));
+            .record_with_history(&config, report, memory, Arc::from(timeline));
+        previous = Some(Previous::Kept(kept));
         // Probes of one domain drift apart by up to ±10 % so thousands of domains spread out.
         delay = jitter.around(config.interval);
     }
+}
+
+/// What a domain looked like after its previous probe.
+enum Previous {
+    /// Kept in the store (shared with it).
+    Kept(Arc<Latest>),
+    /// Read from the history after a restart.
+    Loaded(Box<(DomainMemory, Vec<Change>)>),
 }
 
 /// Compares the probe with the previous one: logs a verdict change, adds the delegation
@@ -158,14 +163,24 @@ async fn remember(
     shared: &Shared,
     config: &DomainConfig,
     report: &mut ProbeReport,
-    previous: Option<(Arc<DomainMemory>, Arc<[Change]>)>,
+    previous: Option<Previous>,
 ) -> (DomainMemory, Vec<Change>) {
     let at = report.finished_at().round() as i64;
     let (old_memory, mut timeline) = match previous {
-        Some((memory, timeline)) => (Some(memory), timeline.to_vec()),
+        Some(Previous::Kept(latest)) => match latest.full_memory() {
+            Ok(memory) => (Some(memory), latest.timeline.to_vec()),
+            Err(error) => {
+                tracing::error!(domain = %config.domain, %error, "the kept state is unreadable; starting afresh");
+                (None, latest.timeline.to_vec())
+            }
+        },
+        Some(Previous::Loaded(loaded)) => {
+            let (memory, timeline) = *loaded;
+            (Some(memory), timeline)
+        }
         None => (None, Vec::new()),
     };
-    let (memory, found) = changes::advance(old_memory.as_deref(), report, at);
+    let (memory, found) = changes::advance(old_memory.as_ref(), report, at);
     if let Some(finding) = changes::regression_finding(&memory, report, at) {
         report.findings.push(finding);
         report.findings.sort_by_key(|f| f.severity);
@@ -187,7 +202,7 @@ async fn remember(
             _ => tracing::debug!(domain = %config.domain, change = %change.describe(), "changed"),
         }
     }
-    let unchanged = old_memory.as_deref() == Some(&memory);
+    let unchanged = old_memory.as_ref() == Some(&memory);
     if !unchanged {
         shared
             .history

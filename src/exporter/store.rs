@@ -40,14 +40,18 @@ impl DomainEntry {
 /// the status page and the metrics need of it unpacked, and what the history knows.
 #[derive(Debug)]
 pub struct Latest {
-    report: PackedReport,
+    report: Packed,
+    /// What the history knows of the domain, whole (the domain's task compares the next probe
+    /// with it), packed.
+    state: Packed,
     /// When the probe started, Unix seconds.
     pub started_at: i64,
     /// What the status page shows of the report.
     pub summary: ReportSummary,
     /// Its metric lines, packed.
     pub samples: PackedSamples,
-    /// The domain's state and its latest delegation change (shared with the domain's task).
+    /// When the domain last changed and its latest delegation change (what pages and metrics
+    /// show; the state itself is in `state`).
     pub memory: Arc<DomainMemory>,
     /// The latest changes, oldest first (shared with the domain's task).
     pub timeline: Arc<[Change]>,
@@ -59,39 +63,50 @@ impl Latest {
         self.report.unpack()
     }
 
+    /// What the history knows of the domain, state included.
+    pub fn full_memory(&self) -> Result<DomainMemory, String> {
+        self.state.unpack()
+    }
+
     /// Bytes the packed report takes.
     pub fn packed_len(&self) -> usize {
         self.report.bytes.len()
     }
 }
 
-/// A report as deflated JSON: a full trace is tens of kilobytes of mostly repeated text, and
-/// only a domain's own page (or a reload that changes its labels) needs it whole. The deflate
-/// stream starts from a dictionary, the JSON of an earlier report: reports of one exporter share
-/// most of their keys and values, so each costs about a kilobyte instead of three.
+/// A value as deflated JSON. A report is tens of kilobytes of mostly repeated text, and only a
+/// domain's own page (or a reload that changes its labels) needs it whole; a domain's history
+/// state is needed once per probe. The deflate stream starts from a dictionary, the JSON of an
+/// earlier value of the same kind: domains of one exporter share most of their keys and values,
+/// so a report costs about a kilobyte instead of three.
 #[derive(Debug)]
-struct PackedReport {
+struct Packed {
     bytes: Box<[u8]>,
     dictionary: Arc<[u8]>,
 }
 
-/// Deflate level of kept reports: packing happens once per probe, unpacking once per page view.
-const REPORT_LEVEL: u32 = 6;
+/// Deflate level of kept values: packing happens once per probe, unpacking once per page view.
+const PACK_LEVEL: u32 = 6;
 /// Longest dictionary deflate can use (its window).
 const DICTIONARY_WINDOW: usize = 32 * 1024;
 /// A report this small says too little about the others to serve as their dictionary.
 const SHORTEST_DICTIONARY: usize = 2048;
 
-impl PackedReport {
-    fn pack(report: &ProbeReport, dictionaries: &OnceLock<Arc<[u8]>>) -> Self {
+impl Packed {
+    /// Packs `value`; the first value at least `shortest` bytes long becomes the dictionary.
+    fn pack<T: serde::Serialize>(
+        value: &T,
+        dictionaries: &OnceLock<Arc<[u8]>>,
+        shortest: usize,
+    ) -> Self {
         let empty: Arc<[u8]> = Arc::from(Vec::new());
-        let packed = serde_json::to_vec(report)
+        let packed = serde_json::to_vec(value)
             .map_err(std::io::Error::from)
             .and_then(|json| {
                 let dictionary = match dictionaries.get() {
                     Some(dictionary) => dictionary.clone(),
                     None => {
-                        if json.len() >= SHORTEST_DICTIONARY {
+                        if json.len() >= shortest {
                             let tail = &json[json.len().saturating_sub(DICTIONARY_WINDOW)..];
                             let _ = dictionaries.set(Arc::from(tail));
                         }
@@ -99,7 +114,7 @@ impl PackedReport {
                     }
                 };
                 let mut writer =
-                    DeflateWriter::with_dictionary(Compression::new(REPORT_LEVEL), &dictionary)?;
+                    DeflateWriter::with_dictionary(Compression::new(PACK_LEVEL), &dictionary)?;
                 writer.write_all(&json)?;
                 Ok((writer.finished()?.bytes, dictionary))
             });
@@ -110,7 +125,7 @@ impl PackedReport {
             },
             // Writing JSON into memory cannot fail; keep nothing rather than panic if it did.
             Err(error) => {
-                tracing::error!(%error, "packing a report failed");
+                tracing::error!(%error, "packing a value failed");
                 Self {
                     bytes: Box::default(),
                     dictionary: empty,
@@ -119,10 +134,10 @@ impl PackedReport {
         }
     }
 
-    fn unpack(&self) -> Result<ProbeReport, String> {
+    fn unpack<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
         let json = gzip::inflate(&self.bytes, &self.dictionary)
-            .map_err(|e| format!("unpacking the report: {e}"))?;
-        serde_json::from_slice(&json).map_err(|e| format!("reading the report: {e}"))
+            .map_err(|e| format!("unpacking a kept value: {e}"))?;
+        serde_json::from_slice(&json).map_err(|e| format!("reading a kept value: {e}"))
     }
 }
 
@@ -133,6 +148,7 @@ pub struct Store {
     generation: AtomicU64,
     dictionary: OnceLock<Arc<[u8]>>,
     sample_dictionary: OnceLock<Arc<[u8]>>,
+    state_dictionary: OnceLock<Arc<[u8]>>,
 }
 
 impl Store {
@@ -175,11 +191,11 @@ impl Store {
                 if old.config.labels == config.labels && old.config.interval == config.interval {
                     return Some(latest);
                 }
-                match latest.report() {
-                    Ok(report) => Some(Arc::new(self.keep(
+                match latest.report().and_then(|r| Ok((r, latest.full_memory()?))) {
+                    Ok((report, memory)) => Some(Arc::new(self.keep(
                         config,
                         report,
-                        latest.memory.clone(),
+                        memory,
                         latest.timeline.clone(),
                     ))),
                     Err(error) => {
@@ -201,24 +217,31 @@ impl Store {
 
     /// Records a finished probe, unless the domain was removed (or reconfigured) meanwhile.
     pub fn record(&self, config: &Arc<DomainConfig>, report: ProbeReport) {
-        self.record_with_history(config, report, Arc::default(), Arc::from(Vec::new()));
+        self.record_with_history(
+            config,
+            report,
+            DomainMemory::default(),
+            Arc::from(Vec::new()),
+        );
     }
 
-    /// Records a finished probe with what the history knows of the domain.
+    /// Records a finished probe with what the history knows of the domain, and returns what
+    /// was kept (the domain's task holds on to it: one copy for both).
     pub fn record_with_history(
         &self,
         config: &Arc<DomainConfig>,
         report: ProbeReport,
-        memory: Arc<DomainMemory>,
+        memory: DomainMemory,
         timeline: Arc<[Change]>,
-    ) {
+    ) -> Arc<Latest> {
         let latest = Arc::new(self.keep(config, report, memory, timeline));
         let mut map = self.write();
         if let Some(entry) = map.get_mut(&config.domain)
             && Arc::ptr_eq(&entry.config, config)
         {
-            entry.latest = Some(latest);
+            entry.latest = Some(latest.clone());
         }
+        latest
     }
 
     /// The entry of one domain.
@@ -244,7 +267,7 @@ impl Store {
         &self,
         config: &DomainConfig,
         report: ProbeReport,
-        memory: Arc<DomainMemory>,
+        memory: DomainMemory,
         timeline: Arc<[Change]>,
     ) -> Latest {
         let labels = metrics::domain_labels(config.domain.display(), &config.labels);
@@ -269,8 +292,14 @@ impl Store {
                 PackedSamples::default()
             }
         };
+        let state = Packed::pack(&memory, &self.state_dictionary, SHORTEST_DICTIONARY / 8);
+        let memory = Arc::new(DomainMemory {
+            state: Default::default(),
+            ..memory
+        });
         Latest {
-            report: PackedReport::pack(&report, &self.dictionary),
+            report: Packed::pack(&report, &self.dictionary, SHORTEST_DICTIONARY),
+            state,
             started_at: report.started_at,
             summary: ReportSummary::of(&report),
             samples,
