@@ -5,7 +5,7 @@
 
 use autodiscover_exporter::lab::pki::{TestCa, Validity as Lifetime};
 use autodiscover_exporter::model::facts::{CertificateFacts, CertificateVerdict, Validity};
-use autodiscover_exporter::net::certificate::{TrustMemo, facts, judge, judge_with};
+use autodiscover_exporter::net::certificate::{FactsMemo, TrustMemo, facts, judge, judge_with};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
@@ -18,6 +18,15 @@ fn verdict_for(
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let now = autodiscover_exporter::net::tls::unix_now();
     let all: Vec<CertificateFacts> = chain.iter().map(|c| facts(c.as_ref(), now)).collect();
+    // The memo of facts gives the same facts, read (first) or remembered (second).
+    let facts_memo = FactsMemo::default();
+    for _ in 0..2 {
+        let remembered: Vec<CertificateFacts> = chain
+            .iter()
+            .map(|c| facts_memo.facts(c.as_ref(), now))
+            .collect();
+        assert_eq!(remembered, all);
+    }
     let verdict = judge(chain, &all, host, roots, &provider, now).unwrap();
     // The memo of chain trust gives the same verdict, verified (first) or remembered (second).
     let memo = TrustMemo::default();

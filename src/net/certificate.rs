@@ -46,11 +46,54 @@ pub fn facts(der: &[u8], now_unix: i64) -> CertificateFacts {
         fingerprint_sha256,
         not_before,
         not_after,
-        days_to_expiry: round2(not_after.saturating_sub(now_unix) as f64 / SECONDS_PER_DAY),
+        days_to_expiry: days_to(not_after, now_unix),
         ca_issuers,
         source: CertificateSource::Presented,
         parse_error: None,
     }
+}
+
+/// Remembers [`facts`] per certificate: thousands of domains present the same few certificates,
+/// and parsing one (names, extensions, fingerprint) costs more than looking it up. Only the days
+/// to expiry depend on the time; they are computed anew for every lookup.
+#[derive(Debug, Default)]
+pub struct FactsMemo {
+    known: std::sync::Mutex<std::collections::HashMap<Vec<u8>, CertificateFacts>>,
+}
+
+/// Most certificates remembered; past that the memo starts over.
+const FACTS_MEMO_CAPACITY: usize = 4096;
+
+impl FactsMemo {
+    /// The facts of `der` now, remembered or read now.
+    pub fn facts(&self, der: &[u8], now_unix: i64) -> CertificateFacts {
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(der)
+            .cloned();
+        if let Some(mut facts) = known {
+            if facts.parse_error.is_none() {
+                facts.days_to_expiry = days_to(facts.not_after, now_unix);
+            }
+            return facts;
+        }
+        let facts = facts(der, now_unix);
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= FACTS_MEMO_CAPACITY {
+            known.clear();
+        }
+        known.insert(der.to_vec(), facts.clone());
+        facts
+    }
+}
+
+fn days_to(not_after: i64, now_unix: i64) -> f64 {
+    round2(not_after.saturating_sub(now_unix) as f64 / SECONDS_PER_DAY)
 }
 
 /// Facts of bytes that are not a certificate x509-parser can read: only the fingerprint is

@@ -41,6 +41,7 @@ pub struct TlsTrust {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
     trust_memo: Arc<certificate::TrustMemo>,
+    facts_memo: Arc<certificate::FactsMemo>,
 }
 
 impl TlsTrust {
@@ -75,6 +76,7 @@ impl TlsTrust {
             roots: Arc::new(roots),
             provider: Arc::new(probe_provider()),
             trust_memo: Arc::default(),
+            facts_memo: Arc::default(),
         }
     }
 
@@ -160,7 +162,7 @@ impl TlsTrust {
         let now = unix_now();
         facts.chain = chain
             .iter()
-            .map(|der| certificate::facts(der, now))
+            .map(|der| self.facts_memo.facts(der, now))
             .collect();
         facts.verdict = self.judge(&chain, &facts.chain, host);
         TlsOutcome {
