@@ -249,13 +249,15 @@ pub fn init_logging(level: LogLevel, format: LogFormat) {
         .with_default(tracing::Level::WARN.min(level));
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(logfmt::RepeatLimit::default());
     let result = match format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| logfmt::EscapingWriter(std::io::stderr())),
             )
             .try_init(),
         LogFormat::Logfmt => registry

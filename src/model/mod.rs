@@ -7,3 +7,4 @@ pub mod finding;
 pub mod pox;
 pub mod report;
 pub mod step;
+pub mod text;

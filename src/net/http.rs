@@ -2,6 +2,7 @@
 //! redirects, a timeout on the response head and on the body, and a cap on the body size.
 
 use crate::model::facts::{BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod};
+use crate::model::text::truncate_at_boundary;
 use crate::protocol::microsoft365;
 use crate::protocol::pox;
 use bytes::Bytes;
@@ -209,7 +210,7 @@ async fn read_capped(
 fn record_headers(exchange: &mut HttpExchange, headers: &HeaderMap) {
     let text = |value: &hyper::header::HeaderValue| {
         let mut text = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        text.truncate(512);
+        truncate_at_boundary(&mut text, 512);
         text
     };
     exchange.location = headers.get(LOCATION).map(text);

@@ -15,7 +15,11 @@ th{background:#f4f4f4}.v{display:inline-block;padding:.1em .5em;border-radius:.3
 .not_found{background:#6a1b9a}.pending{background:#757575}.warn{color:#b26a00}.bad{color:#c62828}\
 pre{background:#f7f7f7;padding:1em;overflow-x:auto}.muted{color:#777}code{background:#f4f4f4;padding:0 .2em}";
 
-pub use crate::protocol::pox::escape;
+/// Escapes text for HTML content and attribute values; controls and bidi overrides from outside
+/// are shown as escapes, not obeyed.
+pub fn escape(text: &str) -> String {
+    crate::protocol::pox::escape(&crate::model::text::escape_controls(text))
+}
 
 /// Percent-encodes a path segment or query value.
 pub fn url_encode(text: &str) -> String {

@@ -7,6 +7,7 @@
 use crate::model::facts::StepTrace;
 use crate::model::report::ProbeReport;
 use crate::model::step::{Outcome, StepId};
+use crate::model::text::{is_unsafe, push_escaped};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -428,6 +429,12 @@ fn push_label(out: &mut String, name: &str, value: &str) {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
+            // A terminal showing the exposition must not obey what a certificate subject says.
+            c if is_unsafe(c) => {
+                let mut escaped = String::new();
+                push_escaped(&mut escaped, c);
+                out.push_str(&escaped.replace('\\', "\\\\"));
+            }
             c => out.push(c),
         }
     }

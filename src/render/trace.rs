@@ -1,4 +1,6 @@
 //! The step-by-step text trace of a probe (what `check` prints and `/probe?debug=true` returns).
+//! Every text that came from outside (names, certificates, headers, answers, errors) goes
+//! through `clean`, so a hostile server cannot send escape sequences to the reader's terminal.
 
 use crate::model::facts::{
     AddressAttempt, BodyKind, CertificateSource, ConnectResult, HopOrigin, HostLookup,
@@ -9,6 +11,7 @@ use crate::model::finding::{Severity, date};
 use crate::model::pox::PoxResponse;
 use crate::model::report::{ProbeReport, RedirectHop};
 use crate::model::step::{Outcome, StepStatus};
+use crate::model::text::escape_controls as clean;
 use std::fmt::Write;
 
 /// Whether to colour the output with ANSI escapes.
@@ -27,7 +30,10 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
     let _ = writeln!(
         out,
         "{}",
-        p.bold(&format!("Autodiscover for {}", report.address))
+        p.bold(&format!(
+            "Autodiscover for {}",
+            clean(&report.address.to_string())
+        ))
     );
     let _ = writeln!(
         out,
@@ -37,7 +43,12 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
     );
     match &report.endpoint {
         Some(endpoint) => {
-            let _ = writeln!(out, "Endpoint: {} via {}", endpoint.url, endpoint.step);
+            let _ = writeln!(
+                out,
+                "Endpoint: {} via {}",
+                clean(&endpoint.url),
+                endpoint.step
+            );
         }
         None => {
             let _ = writeln!(out, "Endpoint: none");
@@ -62,7 +73,10 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             let _ = writeln!(
                 out,
                 "\n{}",
-                p.bold(&format!("Discovery restarted for {address} (redirectAddr)"))
+                p.bold(&format!(
+                    "Discovery restarted for {} (redirectAddr)",
+                    clean(&address.to_string())
+                ))
             );
         }
         for step in steps {
@@ -74,9 +88,11 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
         let _ = writeln!(out, "\n{}", p.bold("Redirects"));
         for hop in &report.redirects {
             let _ = match hop {
-                RedirectHop::Url { step, from, to } => writeln!(out, "  {step}: {from} -> {to}"),
+                RedirectHop::Url { step, from, to } => {
+                    writeln!(out, "  {step}: {} -> {}", clean(from), clean(to))
+                }
                 RedirectHop::Address { step, from, to } => {
-                    writeln!(out, "  {step}: address {from} -> {to}")
+                    writeln!(out, "  {step}: address {} -> {}", clean(from), clean(to))
                 }
             };
         }
@@ -92,9 +108,9 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             "  {} {}: {}",
             p.severity(finding.severity, &label),
             finding.code,
-            finding.message
+            clean(&finding.message)
         );
-        let _ = writeln!(out, "          fix: {}", finding.hint);
+        let _ = writeln!(out, "          fix: {}", clean(&finding.hint));
     }
     let _ = writeln!(out, "\nProbe took {:.3} s.", report.duration_seconds);
     out
@@ -132,8 +148,8 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
         let _ = writeln!(
             out,
             "   SRV {}: {}  {}",
-            srv.name,
-            detail,
+            clean(&srv.name),
+            clean(&detail),
             millis(srv.duration_seconds)
         );
         if step.hops.is_empty() && !srv.records.is_empty() {
@@ -164,7 +180,7 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
             ),
             QuerySource::Failed => "query failed".to_owned(),
         };
-        let _ = writeln!(out, "   Microsoft 365 {answer}  [{source}]");
+        let _ = writeln!(out, "   Microsoft 365 {}  [{source}]", clean(&answer));
     }
     for hop in &step.hops {
         let method = hop
@@ -184,7 +200,11 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
                 )
             }
         };
-        let _ = writeln!(out, "   {method:<4} {}{origin}", hop.url);
+        let _ = writeln!(
+            out,
+            "   {method:<4} {}",
+            clean(&format!("{}{origin}", hop.url))
+        );
         if let Some(lookup) = &hop.lookup {
             render_lookup(out, lookup);
         }
@@ -192,7 +212,7 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
             render_attempt(out, p, attempt);
         }
         if let Some(reason) = &hop.redirect_refused {
-            let _ = writeln!(out, "   redirect refused: {reason}");
+            let _ = writeln!(out, "   redirect refused: {}", clean(&reason.to_string()));
         }
     }
 }
@@ -213,8 +233,8 @@ fn render_lookup(out: &mut String, lookup: &HostLookup) {
     let _ = writeln!(
         out,
         "   DNS {}: {}  {}",
-        lookup.host,
-        chain.join(" -> "),
+        clean(&lookup.host),
+        clean(&chain.join(" -> ")),
         millis(lookup.duration_seconds)
     );
 }
@@ -226,7 +246,7 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
         ConnectResult::Timeout => {
             format!("TCP no answer after {}", millis(attempt.connect_seconds))
         }
-        ConnectResult::Failed { detail } => format!("TCP failed: {detail}"),
+        ConnectResult::Failed { detail } => format!("TCP failed: {}", clean(detail)),
     };
     let _ = writeln!(out, "   - {}  {connect}", attempt.address);
     if let Some(tls) = &attempt.tls {
@@ -246,7 +266,8 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
             };
             let _ = writeln!(
                 out,
-                "       TLS failed: {reason}  {}",
+                "       TLS failed: {}  {}",
+                clean(reason),
                 millis(tls.duration_seconds)
             );
         }
@@ -254,19 +275,21 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
             let _ = writeln!(
                 out,
                 "       certificate {}  issued by {}",
-                leaf.subject, leaf.issuer
+                clean(&leaf.subject),
+                clean(&leaf.issuer)
             );
             let names = if leaf.dns_names.is_empty() {
                 "(none)".to_owned()
             } else {
                 leaf.dns_names.join(", ")
             };
-            let _ = writeln!(out, "         names: {names}");
+            let _ = writeln!(out, "         names: {}", clean(&names));
             match &leaf.parse_error {
                 Some(error) => {
                     let _ = writeln!(
                         out,
-                        "         unparseable ({error}): dates unknown, sha256 {}",
+                        "         unparseable ({}): dates unknown, sha256 {}",
+                        clean(error),
                         leaf.fingerprint_sha256
                     );
                 }
@@ -287,7 +310,11 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
                     CertificateSource::Presented => "sent by the server".to_owned(),
                     CertificateSource::Aia { url } => format!("fetched from AIA {url}"),
                 };
-                let _ = writeln!(out, "         chain: {}  ({from})", issuer.subject);
+                let _ = writeln!(
+                    out,
+                    "         chain: {}",
+                    clean(&format!("{}  ({from})", issuer.subject))
+                );
             }
             if let Some(verdict) = &tls.verdict {
                 let check = |ok: bool| if ok { p.good("ok") } else { p.bad("FAIL") };
@@ -299,7 +326,7 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
                 let trust_note = verdict
                     .trust_error
                     .as_ref()
-                    .map(|e| format!(" ({e})"))
+                    .map(|e| format!(" ({})", clean(e)))
                     .unwrap_or_default();
                 let aia_note = if verdict.completed_by_aia {
                     " (chain completed from AIA, as Windows does)"
@@ -317,10 +344,14 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
         }
     }
     if let Some(http) = &attempt.http {
-        let _ = writeln!(out, "       HTTP {}", describe_exchange(http));
+        let _ = writeln!(out, "       HTTP {}", clean(&describe_exchange(http)));
     }
     if let Some(fingerprint) = &attempt.fingerprint {
-        let _ = writeln!(out, "       HTTP {}", describe_exchange(fingerprint));
+        let _ = writeln!(
+            out,
+            "       HTTP {}",
+            clean(&describe_exchange(fingerprint))
+        );
     }
     let _ = writeln!(out, "       => {}", p.status(attempt.status));
 }

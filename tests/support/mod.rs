@@ -60,7 +60,16 @@ pub struct RunningExporter {
 impl RunningExporter {
     /// Starts the exporter with `source` and waits until every configured domain has a result.
     pub async fn start(source: ConfigSource, web_config: Option<WebConfig>) -> Self {
-        let world = scenarios::world().unwrap().start().await.unwrap();
+        Self::start_in(scenarios::world().unwrap(), source, web_config).await
+    }
+
+    /// Starts the exporter probing `world` instead of the catalogue.
+    pub async fn start_in(
+        world: autodiscover_exporter::lab::world::WorldBuilder,
+        source: ConfigSource,
+        web_config: Option<WebConfig>,
+    ) -> Self {
+        let world = world.start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
         let exporter = Exporter::start(source, factory, None).unwrap();
