@@ -9,6 +9,7 @@ use crate::net::dns::Dns;
 use crate::net::tls::TlsTrust;
 use crate::probe::Prober;
 use crate::probe::microsoft365::Microsoft365Client;
+use crate::protocol::destination::AddressPolicy;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,5 +110,10 @@ pub(super) fn network_prober(config: &Config) -> Result<Prober, String> {
         );
     }
     let microsoft365 = Arc::new(Microsoft365Client::new(config.microsoft365.clone()));
-    Ok(Prober::new(dns, trust, Arc::new(DirectConnector)).with_microsoft365(microsoft365))
+    let policy = AddressPolicy {
+        refuse_private: config.refuse_private_addresses,
+    };
+    Ok(Prober::new(dns, trust, Arc::new(DirectConnector))
+        .with_microsoft365(microsoft365)
+        .with_address_policy(policy))
 }

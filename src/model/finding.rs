@@ -105,6 +105,19 @@ finding_codes! {
     UnexpectedEndpointHost = "unexpected_endpoint_host",
     /// The endpoint step is not the expected one.
     UnexpectedEndpointStep = "unexpected_endpoint_step",
+    /// The exporter ran out of file descriptors, buffer space or connection slots.
+    LocalResourceExhausted = "local_resource_exhausted",
+    /// A host publishes more addresses than a probe tries.
+    TooManyAddresses = "too_many_addresses",
+    /// The SRV name publishes more records than a probe uses.
+    SrvRecordsCapped = "srv_records_capped",
+    /// A host resolves to an address the probe refuses (link-local, unspecified, multicast, or
+    /// private with `refuse_private_addresses`).
+    AddressRefused = "address_refused",
+    /// A redirect, SRV record or Microsoft 365 leads to a host written as an IP address.
+    IpLiteralHost = "ip_literal_host",
+    /// A redirect, SRV record or Microsoft 365 leads to a loopback or private address.
+    InternalAddress = "internal_address",
 }
 
 impl fmt::Display for FindingCode {
@@ -164,6 +177,12 @@ mod tests {
             "srv_target_missing",
             "unexpected_endpoint_host",
             "unexpected_endpoint_step",
+            "local_resource_exhausted",
+            "too_many_addresses",
+            "srv_records_capped",
+            "address_refused",
+            "ip_literal_host",
+            "internal_address",
         ];
         for name in pinned {
             assert!(

@@ -4,8 +4,8 @@
 
 use crate::model::facts::{
     AddressAttempt, BodyKind, CertificateSource, ConnectResult, HopOrigin, HostLookup,
-    HttpExchange, HttpFailure, Microsoft365Answer, Microsoft365Json, QuerySource, StepTrace,
-    TlsHandshake, Validity,
+    HttpExchange, HttpFailure, Microsoft365Answer, Microsoft365Json, QuerySource, RedirectRefusal,
+    StepTrace, TlsHandshake, Validity,
 };
 use crate::model::finding::{Severity, date};
 use crate::model::pox::PoxResponse;
@@ -140,8 +140,11 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
             .iter()
             .map(|r| format!("{} {} {} {}", r.priority, r.weight, r.port, r.target))
             .collect();
+        let more = srv.records_published.saturating_sub(srv.records.len());
         let detail = if records.is_empty() {
             srv.answer.describe()
+        } else if more > 0 {
+            format!("{} (and {more} more, not used)", records.join("; "))
         } else {
             records.join("; ")
         };
@@ -211,8 +214,22 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
         for attempt in &hop.addresses {
             render_attempt(out, p, attempt);
         }
-        if let Some(reason) = &hop.redirect_refused {
-            let _ = writeln!(out, "   redirect refused: {}", clean(&reason.to_string()));
+        for refused in &hop.refused_addresses {
+            let _ = writeln!(
+                out,
+                "   - {}  not tried: {}",
+                refused.address,
+                refused.reason.describe()
+            );
+        }
+        match &hop.redirect_refused {
+            Some(reason @ RedirectRefusal::ForbiddenAddress(_)) => {
+                let _ = writeln!(out, "   refused: {}", clean(&reason.to_string()));
+            }
+            Some(reason) => {
+                let _ = writeln!(out, "   redirect refused: {}", clean(&reason.to_string()));
+            }
+            None => {}
         }
     }
 }
@@ -227,7 +244,14 @@ fn render_lookup(out: &mut String, lookup: &HostLookup) {
         format!("A {}; AAAA {}", lookup.a.describe(), lookup.aaaa.describe())
     } else {
         let addresses: Vec<String> = lookup.addresses.iter().map(ToString::to_string).collect();
-        addresses.join(", ")
+        let more = lookup
+            .addresses_published
+            .saturating_sub(lookup.addresses.len());
+        if more > 0 {
+            format!("{} (and {more} more, not tried)", addresses.join(", "))
+        } else {
+            addresses.join(", ")
+        }
     };
     chain.push(answer);
     let _ = writeln!(
@@ -247,6 +271,9 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
             format!("TCP no answer after {}", millis(attempt.connect_seconds))
         }
         ConnectResult::Failed { detail } => format!("TCP failed: {}", clean(detail)),
+        ConnectResult::LocalError { detail } => {
+            format!("TCP not tried, local failure: {}", clean(detail))
+        }
     };
     let _ = writeln!(out, "   - {}  {connect}", attempt.address);
     if let Some(tls) = &attempt.tls {

@@ -105,8 +105,7 @@ pub(super) async fn run(
 /// would (asking every address of a shared service would multiply the load on it).
 async fn ask(prober: &Prober, url: &str, ctx: &StepContext) -> Hop {
     let (mut hop, addresses) = prober.resolve(url, HopOrigin::Start, ctx).await;
-    if let Some(status) = hop.lookup.as_ref().and_then(|l| l.failure_status()) {
-        hop.status = status;
+    if addresses.is_empty() {
         return hop;
     }
     let host = hop.host();
