@@ -836,3 +836,128 @@ async fn redirects_with_credentials_are_refused_without_showing_them() {
         assert!(!shown.contains("hunter2"), "the password is shown");
     }
 }
+
+#[tokio::test]
+async fn a_refused_redirect_keeps_no_endpoint_found_anywhere() {
+    use autodiscover_exporter::lab::pki::Validity;
+    use autodiscover_exporter::lab::site::Behaviour;
+    use autodiscover_exporter::model::step::{StepId, StepStatus};
+    let mut w = autodiscover_exporter::lab::world::WorldBuilder::new().unwrap();
+    // autodiscover.back.example redirects to a server whose redirectAddr names the probed
+    // address again: a loop, refused after the redirect hop was already counted as found.
+    let first = w
+        .ca()
+        .issue(
+            &["autodiscover.back.example"],
+            Validity::ValidFor { days: 365 },
+        )
+        .unwrap();
+    w.https(
+        "203.0.113.90",
+        first,
+        Behaviour::Redirect {
+            status: 302,
+            location: "https://mail.back.example/autodiscover/autodiscover.xml".into(),
+        },
+    );
+    let second = w
+        .ca()
+        .issue(&["mail.back.example"], Validity::ValidFor { days: 365 })
+        .unwrap();
+    w.https(
+        "203.0.113.91",
+        second,
+        Behaviour::RedirectAddr {
+            address: "someone@back.example".into(),
+        },
+    );
+    w.zone(
+        "back.example",
+        "autodiscover A 203.0.113.90\nmail A 203.0.113.91",
+    );
+    let world = w.start().await.unwrap();
+    let prober = world.prober().unwrap();
+    let report = support::probe(&prober, "back.example").await;
+    let step = report.step(StepId::AutodiscoverDomain).unwrap();
+    assert_eq!(step.status, StepStatus::RedirectInvalid);
+    assert_eq!(step.hops.len(), 2, "{:#?}", step.hops);
+    for hop in &step.hops {
+        assert_ne!(hop.status, StepStatus::EndpointFound, "{}", hop.url);
+        for attempt in &hop.addresses {
+            assert_ne!(attempt.status, StepStatus::EndpointFound, "{}", hop.url);
+        }
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    let step_json = &json["steps"][2];
+    assert_eq!(step_json["step"], "autodiscover_domain");
+    assert!(
+        !step_json.to_string().contains("endpoint_found"),
+        "{step_json:#}"
+    );
+    assert!(report.endpoint.is_none());
+}
+
+#[tokio::test]
+async fn an_unparseable_leaf_exports_no_expiry_and_the_trace_says_why() {
+    use autodiscover_exporter::diagnose::{self, Expectations};
+    use autodiscover_exporter::lab::pki::Validity;
+    use autodiscover_exporter::lab::site::Behaviour;
+    use autodiscover_exporter::model::step::StepId;
+    use autodiscover_exporter::net::certificate;
+    use autodiscover_exporter::render::{metrics, trace};
+    let mut w = autodiscover_exporter::lab::world::WorldBuilder::new().unwrap();
+    let identity = w
+        .ca()
+        .issue(
+            &["autodiscover.odd.example"],
+            Validity::ValidFor { days: 5 },
+        )
+        .unwrap();
+    w.https("203.0.113.95", identity, Behaviour::Exchange);
+    w.zone("odd.example", "autodiscover A 203.0.113.95");
+    let world = w.start().await.unwrap();
+    let prober = world.prober().unwrap();
+    let mut report = support::probe(&prober, "odd.example").await;
+    // What the facts look like when x509-parser cannot read the leaf the server presented.
+    let step = report
+        .steps
+        .iter_mut()
+        .find(|s| s.step == StepId::AutodiscoverDomain)
+        .unwrap();
+    let tls = step.hops[0].addresses[0].tls.as_mut().unwrap();
+    tls.chain[0] = certificate::facts(b"\x30\x03\x02\x01\x01", 0);
+    report.findings = diagnose::explain(&report, &Expectations::default());
+
+    let labels = metrics::domain_labels("odd.example", &Default::default());
+    let samples = metrics::render_domain(&report, &labels, std::time::Duration::from_secs(300));
+    let mut exposition = String::new();
+    metrics::write_domains(
+        &mut exposition,
+        metrics::Format::Classic,
+        std::iter::once(&samples),
+    );
+    for family in [
+        "autodiscover_certificate_days_to_expiry{",
+        "autodiscover_certificate_not_after_timestamp_seconds{",
+    ] {
+        assert!(
+            !exposition.contains(&format!(
+                "{family}domain=\"odd.example\",step=\"autodiscover_domain\""
+            )),
+            "{family} exported for an unparseable leaf:\n{exposition}"
+        );
+    }
+    assert!(exposition.contains(
+        "autodiscover_certificate_name_mismatch{domain=\"odd.example\",step=\"autodiscover_domain\",host=\"autodiscover.odd.example\"} 0"
+    ), "{exposition}");
+    let text = trace::render(&report, trace::Colour::Off);
+    assert!(text.contains("cannot be parsed ("), "{text}");
+    assert!(text.contains("no expiry is exported"), "{text}");
+    assert!(!text.contains("1970"), "{text}");
+    let codes = codes(&report);
+    assert!(
+        !codes.contains(&"certificate_expiring") && !codes.contains(&"certificate_expired"),
+        "{:?}",
+        report.findings
+    );
+}

@@ -308,9 +308,13 @@ fn explain_certificates(
             Validity::Expired => out.push(
                 severity,
                 FindingCode::CertificateExpired,
-                match &verdict.validity_error {
-                    Some(chain) => format!("{where_}: {chain}.{note}"),
-                    None => format!(
+                match (&verdict.validity_error, &leaf.parse_error) {
+                    (Some(chain), _) => format!("{where_}: {chain}.{note}"),
+                    (None, Some(_)) => format!(
+                        "{where_}: the certificate has expired (its dates cannot be read by \
+                         the probe).{note}"
+                    ),
+                    (None, None) => format!(
                         "{where_}: the certificate expired {} days ago (notAfter {}).{note}",
                         (-leaf.days_to_expiry).floor(),
                         date(leaf.not_after)
@@ -334,20 +338,24 @@ fn explain_certificates(
                  valid now."
                     .into(),
             ),
-            Validity::Valid if leaf.days_to_expiry <= EXPIRY_WARNING_DAYS => out.push(
-                Severity::Warning,
-                FindingCode::CertificateExpiring,
-                format!(
-                    "The certificate of {host} ({step}, {}) expires in {} days ({}).",
-                    attempt.address.ip(),
-                    leaf.days_to_expiry.floor(),
-                    date(leaf.not_after)
-                ),
-                format!(
-                    "Renew it before {} and bind the new one on every server behind {host}.",
-                    date(leaf.not_after)
-                ),
-            ),
+            Validity::Valid
+                if leaf.parse_error.is_none() && leaf.days_to_expiry <= EXPIRY_WARNING_DAYS =>
+            {
+                out.push(
+                    Severity::Warning,
+                    FindingCode::CertificateExpiring,
+                    format!(
+                        "The certificate of {host} ({step}, {}) expires in {} days ({}).",
+                        attempt.address.ip(),
+                        leaf.days_to_expiry.floor(),
+                        date(leaf.not_after)
+                    ),
+                    format!(
+                        "Renew it before {} and bind the new one on every server behind {host}.",
+                        date(leaf.not_after)
+                    ),
+                );
+            }
             Validity::Valid => {}
         }
         let internal = leaf.internal_names();

@@ -173,7 +173,15 @@ pub fn judge(
             }
         }
     };
-    let leaf_validity = if now_unix < leaf.not_before {
+    let leaf_validity = if leaf.parse_error.is_some() {
+        // x509-parser could not read the dates (they are 0 in the facts, which would read as
+        // "expired in 1970"); webpki's verification at `now` still judges them when it can
+        // parse the certificate.
+        match &at_now {
+            Err(error) => time_error(error).unwrap_or(Validity::Valid),
+            Ok(()) => Validity::Valid,
+        }
+    } else if now_unix < leaf.not_before {
         Validity::NotYetValid
     } else if now_unix > leaf.not_after {
         Validity::Expired
@@ -246,6 +254,39 @@ fn round2(value: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leaf_only_x509_parser_cannot_read_is_not_expired_in_1970() {
+        let ca = crate::lab::pki::TestCa::new("Parse Test CA").unwrap();
+        let identity = ca
+            .issue(
+                &["mail.example"],
+                crate::lab::pki::Validity::ValidFor { days: 30 },
+            )
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let now = crate::net::tls::unix_now();
+        let chain = &identity.chain[..1];
+        let unreadable = vec![facts(b"\x30\x03\x02\x01\x01", now)];
+        assert!(unreadable[0].parse_error.is_some());
+        let verdict = judge(chain, &unreadable, "mail.example", &roots, &provider, now).unwrap();
+        assert_eq!(verdict.validity, Validity::Valid, "{verdict:?}");
+        assert!(verdict.is_valid(), "{verdict:?}");
+        let garbage = [CertificateDer::from(b"garbage".to_vec())];
+        let verdict = judge(
+            &garbage,
+            &unreadable,
+            "mail.example",
+            &roots,
+            &provider,
+            now,
+        )
+        .unwrap();
+        assert_ne!(verdict.validity, Validity::Expired);
+        assert!(!verdict.name_matches && !verdict.trusted);
+    }
 
     #[test]
     fn garbage_is_not_a_panic() {

@@ -327,9 +327,15 @@ impl Prober {
 fn mark_refused(step: &mut StepTrace, refusal: RedirectRefusal) {
     step.status = StepStatus::RedirectInvalid;
     if let Some(hop) = step.hops.iter_mut().rev().find(|h| h.next.is_some()) {
-        hop.next = None;
-        hop.status = StepStatus::RedirectInvalid;
-        hop.redirect_refused = Some(refusal);
+        engine::refuse(hop, refusal);
+    }
+    // The redirects that led here were counted as finding the endpoint the refused answer
+    // named: that chain now ends in the refusal. (Only one chain of a step can have ended in
+    // `endpoint_found`: the step stops there.)
+    for hop in &mut step.hops {
+        if hop.status == StepStatus::EndpointFound {
+            hop.status = StepStatus::RedirectInvalid;
+        }
         for attempt in &mut hop.addresses {
             if attempt.status == StepStatus::EndpointFound {
                 attempt.status = StepStatus::RedirectInvalid;

@@ -157,6 +157,10 @@ fn expiry_cell(report: &ProbeReport) -> String {
         .flat_map(|s| s.addresses())
         .filter_map(|(hop, a)| {
             let leaf = a.tls.as_ref()?.leaf()?;
+            // An unparseable certificate has no known expiry.
+            if leaf.parse_error.is_some() {
+                return None;
+            }
             Some((leaf.days_to_expiry, leaf.not_after, hop.host().to_owned()))
         })
         .min_by(|a, b| a.0.total_cmp(&b.0));

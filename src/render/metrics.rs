@@ -300,8 +300,8 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
 
 struct HostCertificates {
     mismatch: bool,
-    not_after: i64,
-    days: f64,
+    /// Earliest notAfter and days to expiry, of the leaves whose dates are known.
+    expiry: Option<(i64, f64)>,
     leaves: Vec<[String; 4]>,
 }
 
@@ -313,22 +313,24 @@ fn render_certificates(f: &mut Lines<'_>, step: &StepTrace) {
             let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
                 continue;
             };
-            // Dates of a certificate that cannot be parsed are unknown: no expiry is exported
-            // (the trace says why), rather than a notAfter of 1970.
-            if leaf.parse_error.is_some() {
-                continue;
-            }
             let entry = hosts
                 .entry(hop.host().to_owned())
                 .or_insert(HostCertificates {
                     mismatch: false,
-                    not_after: leaf.not_after,
-                    days: leaf.days_to_expiry,
+                    expiry: None,
                     leaves: Vec::new(),
                 });
             entry.mismatch |= !verdict.name_matches;
-            entry.not_after = entry.not_after.min(leaf.not_after);
-            entry.days = entry.days.min(leaf.days_to_expiry);
+            // Dates of a certificate that cannot be parsed are unknown: no expiry is exported
+            // for it (the trace says why), rather than a notAfter of 1970.
+            if leaf.parse_error.is_none() {
+                entry.expiry = Some(match entry.expiry {
+                    Some((not_after, days)) => {
+                        (not_after.min(leaf.not_after), days.min(leaf.days_to_expiry))
+                    }
+                    None => (leaf.not_after, leaf.days_to_expiry),
+                });
+            }
             let identity = [
                 leaf.subject.clone(),
                 leaf.issuer.clone(),
@@ -344,8 +346,10 @@ fn render_certificates(f: &mut Lines<'_>, step: &StepTrace) {
     for (host, certs) in &hosts {
         let labels = [("step", step_name), ("host", host.as_str())];
         f.push(Family::NameMismatch, &labels, bool_value(certs.mismatch));
-        f.push(Family::DaysToExpiry, &labels, certs.days);
-        f.push(Family::NotAfter, &labels, certs.not_after as f64);
+        if let Some((not_after, days)) = certs.expiry {
+            f.push(Family::DaysToExpiry, &labels, days);
+            f.push(Family::NotAfter, &labels, not_after as f64);
+        }
         for [subject, issuer, serial, fingerprint] in &certs.leaves {
             f.push(
                 Family::CertificateInfo,

@@ -315,7 +315,8 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
                 Some(error) => {
                     let _ = writeln!(
                         out,
-                        "         unparseable ({}): dates unknown, sha256 {}",
+                        "         cannot be parsed ({}): its dates are unknown, so no expiry \
+                         is exported for it; sha256 {}",
                         clean(error),
                         leaf.fingerprint_sha256
                     );
