@@ -961,3 +961,62 @@ async fn an_unparseable_leaf_exports_no_expiry_and_the_trace_says_why() {
         report.findings
     );
 }
+
+#[tokio::test]
+async fn identical_probe_requests_share_one_probe() {
+    let yaml = "defaults:\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 2s\nallow_any_target: true\n";
+    let running = RunningExporter::start(fixed(yaml), None).await;
+    let address = running.address;
+    let requests = (0..5).map(|_| {
+        tokio::spawn(async move {
+            request(address, "GET", "/probe?target=blackhole.example", &[]).await
+        })
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let durations: Vec<String> = answers
+        .into_iter()
+        .map(|answer| {
+            let answer = answer.unwrap();
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            answer
+                .body
+                .lines()
+                .find(|l| l.starts_with("autodiscover_probe_duration_seconds{"))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        durations.iter().all(|d| d == &durations[0]),
+        "five probes instead of one: {durations:#?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn on_demand_probes_take_a_concurrency_slot_or_get_503() {
+    let yaml = "defaults:\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 2s\nallow_any_target: true\nconcurrency: 1\n";
+    let running = RunningExporter::start(fixed(yaml), None).await;
+    let address = running.address;
+    // blackhole.example takes about 2 s (its bare domain drops packets) and holds the only slot.
+    let slow = tokio::spawn(async move {
+        request(address, "GET", "/probe?target=blackhole.example", &[]).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let busy = request(
+        address,
+        "GET",
+        "/probe?target=companya.example",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    )
+    .await;
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert!(busy.body.contains("concurrency"), "{}", busy.body);
+    assert_eq!(busy.headers["retry-after"], "5");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500));
+    assert_eq!(slow.await.unwrap().status, 200);
+    let free = request(address, "GET", "/probe?target=companya.example", &[]).await;
+    assert_eq!(free.status, 200, "{}", free.body);
+    running.stop().await;
+}

@@ -12,7 +12,9 @@ use crate::render::trace::{self, Colour};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -173,6 +175,14 @@ async fn route(
             match exporter.probe_now(&target, deadline).await {
                 Err(refusal @ (ProbeRefusal::Invalid(_) | ProbeRefusal::NotConfigured(_))) => {
                     text(StatusCode::BAD_REQUEST, &format!("{refusal}\n"))
+                }
+                Err(refusal @ ProbeRefusal::Busy(_)) => {
+                    let mut response =
+                        text(StatusCode::SERVICE_UNAVAILABLE, &format!("{refusal}\n"));
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                    response
                 }
                 Ok((report, config)) => {
                     let latest = super::store::render(&config, report);
