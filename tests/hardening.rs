@@ -1020,3 +1020,52 @@ async fn on_demand_probes_take_a_concurrency_slot_or_get_503() {
     assert_eq!(free.status, 200, "{}", free.body);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn password_checks_are_bounded_and_answered_429_past_the_bound() {
+    use autodiscover_exporter::exporter::web_config::{MAX_PASSWORD_CHECKS, WebConfig};
+    let dir = std::env::temp_dir().join(format!("autodiscover-bcrypt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hash = bcrypt::hash("s3cret", 9).unwrap();
+    std::fs::write(
+        dir.join("web.yml"),
+        format!("basic_auth_users:\n  prometheus: \"{hash}\"\n"),
+    )
+    .unwrap();
+    let web = WebConfig::load(&dir.join("web.yml")).unwrap();
+    let running = RunningExporter::start(fixed(&config_yaml(&SEED[1..])), Some(web)).await;
+    let address = running.address;
+    use base64::Engine;
+    let requests = (0..8).map(|i| {
+        let user = if i % 2 == 0 { "prometheus" } else { "nobody" };
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:wrong-{i}"));
+        tokio::spawn(async move {
+            request(
+                address,
+                "GET",
+                "/metrics",
+                &[("Authorization", &format!("Basic {credentials}"))],
+            )
+            .await
+            .status
+        })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    let denied = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(limited + denied, 8, "{statuses:?}");
+    assert!(limited >= 1, "no request was turned away: {statuses:?}");
+    assert!(denied >= MAX_PASSWORD_CHECKS, "{statuses:?}");
+    // the good password gets through once a slot is free, and is remembered afterwards
+    let good = base64::engine::general_purpose::STANDARD.encode("prometheus:s3cret");
+    let header = format!("Basic {good}");
+    let ok = request(address, "GET", "/metrics", &[("Authorization", &header)]).await;
+    assert_eq!(ok.status, 200);
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

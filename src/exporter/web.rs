@@ -2,7 +2,7 @@
 //! `/-/ready`. The caller binds the listener, so tests serve on `127.0.0.1:0`.
 
 use super::store::DomainEntry;
-use super::web_config::WebConfig;
+use super::web_config::{Authorization, WebConfig};
 use super::{Exporter, ProbeRefusal};
 use crate::model::address::Domain;
 use crate::net::tls::unix_now;
@@ -120,20 +120,27 @@ async fn route(
         let header = request
             .headers()
             .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // bcrypt is deliberately slow: keep it off the runtime's worker threads.
-        let web = web.clone();
-        let authorized = tokio::task::spawn_blocking(move || web.authorize(header.as_deref()))
-            .await
-            .unwrap_or(false);
-        if !authorized {
-            let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"autodiscover-exporter\""),
-            );
-            return response;
+            .and_then(|v| v.to_str().ok());
+        match web.check(header).await {
+            Authorization::Allowed => {}
+            Authorization::Denied => {
+                let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                response.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"autodiscover-exporter\""),
+                );
+                return response;
+            }
+            Authorization::Busy => {
+                let mut response = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many password checks at once; try again\n",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
         }
     }
     let shared = exporter.shared();
