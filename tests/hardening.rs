@@ -1069,3 +1069,195 @@ async fn password_checks_are_bounded_and_answered_429_past_the_bound() {
     running.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn options(
+    enable_lifecycle: bool,
+    web: Option<autodiscover_exporter::exporter::web_config::WebConfig>,
+) -> autodiscover_exporter::exporter::web::WebOptions {
+    autodiscover_exporter::exporter::web::WebOptions {
+        config: web.map(std::sync::Arc::new),
+        enable_lifecycle,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn reload_over_http_needs_the_lifecycle_flag_and_the_same_origin() {
+    use autodiscover_exporter::lab::scenarios;
+    let source = fixed(&config_yaml(&SEED[1..]));
+    let off = RunningExporter::start_with_options(
+        scenarios::world().unwrap(),
+        source.clone(),
+        options(false, None),
+    )
+    .await;
+    let answer = request(off.address, "POST", "/-/reload", &[]).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(
+        answer.body.contains("--web.enable-lifecycle"),
+        "{}",
+        answer.body
+    );
+    // what SIGHUP does still works
+    assert_eq!(
+        autodiscover_exporter::exporter::web::reload(&off.exporter).await,
+        Ok(1)
+    );
+    off.stop().await;
+
+    let on = RunningExporter::start_with_options(
+        scenarios::world().unwrap(),
+        source,
+        options(true, None),
+    )
+    .await;
+    let host = on.address.to_string();
+    let foreign = request(
+        on.address,
+        "POST",
+        "/-/reload",
+        &[("Origin", "http://evil.example")],
+    )
+    .await;
+    assert_eq!(foreign.status, 403, "{}", foreign.body);
+    let same = request(
+        on.address,
+        "POST",
+        "/-/reload",
+        &[("Origin", &format!("http://{host}"))],
+    )
+    .await;
+    assert_eq!(same.status, 200, "{}", same.body);
+    assert_eq!(
+        request(on.address, "POST", "/-/reload", &[]).await.status,
+        200
+    );
+    on.stop().await;
+}
+
+#[tokio::test]
+async fn reload_over_http_needs_basic_auth_when_configured() {
+    use autodiscover_exporter::exporter::web_config::WebConfig;
+    use autodiscover_exporter::lab::scenarios;
+    let dir = std::env::temp_dir().join(format!("autodiscover-reload-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(
+        dir.join("web.yml"),
+        format!("basic_auth_users:\n  prometheus: \"{hash}\"\n"),
+    )
+    .unwrap();
+    let web = WebConfig::load(&dir.join("web.yml")).unwrap();
+    let running = RunningExporter::start_with_options(
+        scenarios::world().unwrap(),
+        fixed(&config_yaml(&SEED[1..])),
+        options(true, Some(web)),
+    )
+    .await;
+    assert_eq!(
+        request(running.address, "POST", "/-/reload", &[])
+            .await
+            .status,
+        401
+    );
+    // base64("prometheus:s3cret")
+    let good = [("Authorization", "Basic cHJvbWV0aGV1czpzM2NyZXQ=")];
+    assert_eq!(
+        request(running.address, "POST", "/-/reload", &good)
+            .await
+            .status,
+        200
+    );
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn every_response_carries_nosniff_and_a_strict_content_security_policy() {
+    use base64::Engine;
+    use sha2::Digest;
+    let running = RunningExporter::start(fixed(&config_yaml(SEED)), None).await;
+    for path in [
+        "/",
+        "/metrics",
+        "/domains/companyb.example",
+        "/domains/unknown.example",
+        "/probe",
+        "/-/healthy",
+        "/nope",
+    ] {
+        let answer = request(running.address, "GET", path, &[]).await;
+        assert_eq!(
+            answer.headers["x-content-type-options"], "nosniff",
+            "{path}"
+        );
+        let policy = answer.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.starts_with("default-src 'none';"),
+            "{path}: {policy}"
+        );
+        assert!(!policy.contains("script-src"), "{path}: {policy}");
+        assert!(!policy.contains("unsafe"), "{path}: {policy}");
+    }
+    let page = request(running.address, "GET", "/", &[]).await;
+    let style = page
+        .body
+        .split("<style>")
+        .nth(1)
+        .and_then(|rest| rest.split("</style>").next())
+        .unwrap();
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style));
+    let policy = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains(&format!("style-src 'sha256-{hash}'")),
+        "the page's stylesheet is not allowed by {policy}"
+    );
+    assert!(!page.body.contains("<script"));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_open_requests_finish_within_the_grace_period() {
+    use autodiscover_exporter::lab::scenarios;
+    let yaml = "defaults:\n  timeout: 8s\n  step_timeout: 5s\n  phase_timeout: 2s\nallow_any_target: true\n";
+    for (grace, finishes) in [
+        (std::time::Duration::from_secs(10), true),
+        (std::time::Duration::ZERO, false),
+    ] {
+        let mut web = options(false, None);
+        web.shutdown_grace = grace;
+        let mut running =
+            RunningExporter::start_with_options(scenarios::world().unwrap(), fixed(yaml), web)
+                .await;
+        let address = running.address;
+        // about 2 s: the bare domain drops packets
+        let slow = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            let request = hyper::Request::get("/probe?target=blackhole.example")
+                .header("Host", address.to_string())
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            sender
+                .send_request(request)
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let server = running.shut_down().unwrap();
+        let status = slow.await.unwrap();
+        assert_eq!(status.is_ok(), finishes, "grace {grace:?}: {status:?}");
+        if finishes {
+            assert_eq!(status.unwrap(), 200);
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(15), server)
+            .await
+            .unwrap()
+            .unwrap();
+        running.stop().await;
+    }
+}

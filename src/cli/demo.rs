@@ -6,6 +6,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::diagnose::{self, Expectations};
+use crate::exporter::web::WebOptions;
 use crate::exporter::{ConfigSource, Exporter, ProberFactory};
 use crate::lab::scenarios;
 use crate::model::address::{MailAddress, ProbeTarget};
@@ -96,7 +97,7 @@ async fn serve_demo(args: &DemoArgs, prober: Prober) -> Result<(), String> {
          First results appear within 10 seconds. Ctrl-C stops the demo.",
         demo_domains().len()
     );
-    serve_until_signal(listener, exporter, None).await
+    serve_until_signal(listener, exporter, WebOptions::default()).await
 }
 
 fn demo_config() -> Result<Config, String> {

@@ -2,6 +2,7 @@
 
 use super::{EXIT_CANNOT_RUN, ServeArgs, init_logging, parse_listen_address};
 use crate::config::Config;
+use crate::exporter::web::WebOptions;
 use crate::exporter::web_config::WebConfig;
 use crate::exporter::{ConfigSource, Exporter, ProberFactory, web};
 use crate::net::connect::DirectConnector;
@@ -55,7 +56,12 @@ async fn start(args: ServeArgs) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
-    serve_until_signal(listener, exporter, web).await
+    let options = WebOptions {
+        config: web,
+        enable_lifecycle: args.enable_lifecycle,
+        shutdown_grace: args.shutdown_grace,
+    };
+    serve_until_signal(listener, exporter, options).await
 }
 
 /// Binds the listen address with a clear error.
@@ -69,7 +75,7 @@ pub(super) async fn bind(address: SocketAddr) -> Result<TcpListener, String> {
 pub(super) async fn serve_until_signal(
     listener: TcpListener,
     exporter: Arc<Exporter>,
-    web_config: Option<Arc<WebConfig>>,
+    options: WebOptions,
 ) -> Result<(), String> {
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let mut terminate =
@@ -87,7 +93,7 @@ pub(super) async fn serve_until_signal(
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         }
     };
-    web::serve(listener, exporter.clone(), web_config, shutdown).await;
+    web::serve(listener, exporter.clone(), options, shutdown).await;
     reloads.abort();
     exporter.stop();
     Ok(())

@@ -31,16 +31,44 @@ const MIN_SCRAPE_DEADLINE: Duration = Duration::from_millis(500);
 /// The longest: no scrape waits longer than this (the configured probe timeout is at most 10 m).
 const MAX_SCRAPE_DEADLINE: Duration = Duration::from_secs(600);
 
-/// Serves until `shutdown` completes, then lets open requests finish (up to 5 s).
+/// How long open requests may take to finish after a shutdown signal, by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How the web server runs.
+#[derive(Clone, Debug)]
+pub struct WebOptions {
+    /// `--web.config.file`: TLS, basic auth, extra headers.
+    pub config: Option<Arc<WebConfig>>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` works (SIGHUP always does).
+    pub enable_lifecycle: bool,
+    /// `--web.shutdown-grace-period`: how long open requests may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        Self {
+            config: None,
+            enable_lifecycle: false,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then lets open requests finish (up to the grace period).
 pub async fn serve(
     listener: TcpListener,
     exporter: Arc<Exporter>,
-    web: Option<Arc<WebConfig>>,
+    options: WebOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    let options = Arc::new(options);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection's task, so none outlives the grace period.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -48,29 +76,29 @@ pub async fn serve(
         let (tcp, _) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
+                // Out of file descriptors, most likely: identical warnings are rate-limited.
                 tracing::warn!(%error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let exporter = exporter.clone();
-        let web = web.clone();
         let service = {
-            let web = web.clone();
+            let options = options.clone();
             service_fn(move |request| {
                 let exporter = exporter.clone();
-                let web = web.clone();
-                async move { Ok::<_, Infallible>(handle(&exporter, web.as_ref(), request).await) }
+                let options = options.clone();
+                async move { Ok::<_, Infallible>(handle(&exporter, &options, request).await) }
             })
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(10));
-        match web.as_ref().and_then(|w| w.tls.clone()) {
+        match options.config.as_ref().and_then(|w| w.tls.clone()) {
             Some(acceptor) => {
                 let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let Ok(Ok(tls)) =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     else {
@@ -83,22 +111,39 @@ pub async fn serve(
             None => {
                 let connection = builder.serve_connection(TokioIo::new(tcp), service);
                 let watched = graceful.watch(connection);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _ = watched.await;
                 });
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = %humantime::format_duration(options.shutdown_grace),
+            "requests still open after the shutdown grace period were cut off"
+        );
+    }
+    connections.shutdown().await;
 }
 
 async fn handle(
     exporter: &Arc<Exporter>,
-    web: Option<&Arc<WebConfig>>,
+    options: &WebOptions,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let mut response = route(exporter, web, request).await;
-    if let Some(web) = web {
+    let mut response = route(exporter, options, request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(policy) = HeaderValue::from_str(html::content_security_policy()) {
+        headers.insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    if let Some(web) = &options.config {
         for (name, value) in &web.headers {
             if let (Ok(name), Ok(value)) = (
                 hyper::header::HeaderName::from_bytes(name.as_bytes()),
@@ -113,10 +158,10 @@ async fn handle(
 
 async fn route(
     exporter: &Arc<Exporter>,
-    web: Option<&Arc<WebConfig>>,
+    options: &WebOptions,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    if let Some(web) = web {
+    if let Some(web) = &options.config {
         let header = request
             .headers()
             .get(AUTHORIZATION)
@@ -254,6 +299,15 @@ async fn route(
             }
             html_response(html::domain_page(&entry.view(), unix_now()))
         }
+        (Method::POST | Method::PUT, "/-/reload") if !options.enable_lifecycle => text(
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled: start with --web.enable-lifecycle (SIGHUP always \
+             reloads)\n",
+        ),
+        (Method::POST | Method::PUT, "/-/reload") if is_cross_origin(request.headers()) => text(
+            StatusCode::FORBIDDEN,
+            "cross-origin reload refused: the Origin header names another site\n",
+        ),
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
                 StatusCode::OK,
@@ -306,6 +360,32 @@ fn scrape_deadline(header: Option<&str>) -> Option<Duration> {
     )
 }
 
+/// The request comes from a page of another site (a browser sends `Origin` with cross-site
+/// requests): its host and port differ from the `Host` the request was sent to, or it is
+/// `null`. Requests without `Origin` (curl, Prometheus, scripts) are not cross-origin.
+fn is_cross_origin(headers: &hyper::HeaderMap) -> bool {
+    let Some(origin) = headers.get(hyper::header::ORIGIN) else {
+        return false;
+    };
+    let Some(host) = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return true;
+    };
+    let Some(origin) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
+        return true;
+    };
+    let Some(origin_host) = origin.host_str() else {
+        return true;
+    };
+    let authority = match origin.port() {
+        Some(port) => format!("{origin_host}:{port}"),
+        None => origin_host.to_owned(),
+    };
+    !authority.eq_ignore_ascii_case(host.trim())
+}
+
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     query
         .map(|q| {
@@ -353,6 +433,44 @@ fn with_type(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foreign_origins_are_told_apart() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = hyper::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(!is_cross_origin(&headers(&[("host", "localhost:10195")])));
+        assert!(!is_cross_origin(&headers(&[
+            ("host", "localhost:10195"),
+            ("origin", "http://localhost:10195")
+        ])));
+        assert!(!is_cross_origin(&headers(&[
+            ("host", "Exporter.example"),
+            ("origin", "https://exporter.example")
+        ])));
+        assert!(!is_cross_origin(&headers(&[
+            ("host", "[::1]:10195"),
+            ("origin", "http://[::1]:10195")
+        ])));
+        for origin in [
+            "http://evil.example",
+            "http://localhost:8080",
+            "null",
+            "garbage",
+        ] {
+            let map = {
+                let mut map = headers(&[("host", "localhost:10195")]);
+                map.insert("origin", HeaderValue::from_static(origin));
+                map
+            };
+            assert!(is_cross_origin(&map), "{origin}");
+        }
+        assert!(is_cross_origin(&headers(&[("origin", "http://x")])));
+    }
 
     #[test]
     fn scrape_timeouts_from_outside_are_clamped_never_a_panic() {

@@ -21,6 +21,21 @@ pub fn escape(text: &str) -> String {
     crate::protocol::pox::escape(&crate::model::text::escape_controls(text))
 }
 
+/// The `Content-Security-Policy` of every response: nothing may load or run, except the page's
+/// own stylesheet (allowed by its hash; the pages have no scripts).
+pub fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'"
+        )
+    })
+}
+
 /// Percent-encodes a path segment or query value.
 pub fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()

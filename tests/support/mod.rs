@@ -69,6 +69,20 @@ impl RunningExporter {
         source: ConfigSource,
         web_config: Option<WebConfig>,
     ) -> Self {
+        let options = web::WebOptions {
+            config: web_config.map(Arc::new),
+            enable_lifecycle: true,
+            ..web::WebOptions::default()
+        };
+        Self::start_with_options(world, source, options).await
+    }
+
+    /// Starts the exporter probing `world`, served with `options`.
+    pub async fn start_with_options(
+        world: autodiscover_exporter::lab::world::WorldBuilder,
+        source: ConfigSource,
+        options: web::WebOptions,
+    ) -> Self {
         let world = world.start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
@@ -79,7 +93,7 @@ impl RunningExporter {
         let server = tokio::spawn(web::serve(
             listener,
             exporter.clone(),
-            web_config.map(Arc::new),
+            options,
             async move {
                 let _ = stopped.await;
             },
@@ -111,6 +125,15 @@ impl RunningExporter {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("domains were not probed within 10 s");
+    }
+
+    /// Signals the server to shut down (open requests get the grace period) and returns the
+    /// server task.
+    pub fn shut_down(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.take()
     }
 
     /// Stops the server and the probes.
