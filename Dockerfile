@@ -32,7 +32,8 @@ RUN apt-get update \
  && groupadd --system --gid 10001 autodiscover \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin autodiscover \
- && mkdir -p /etc/autodiscover-exporter
+ && mkdir -p /etc/autodiscover-exporter \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/autodiscover-exporter
 COPY --from=builder /out/autodiscover-exporter /usr/local/bin/autodiscover-exporter
 
 LABEL org.opencontainers.image.title="autodiscover-exporter" \
@@ -41,6 +42,10 @@ LABEL org.opencontainers.image.title="autodiscover-exporter" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 USER 10001:10001
+# The history of changes (storage.path, default autodiscover-history.db in the working
+# directory) lives here; mount a volume to keep it across containers.
+WORKDIR /var/lib/autodiscover-exporter
+VOLUME /var/lib/autodiscover-exporter
 EXPOSE 10195
 ENTRYPOINT ["/usr/local/bin/autodiscover-exporter"]
 CMD ["serve", "--config.file=/etc/autodiscover-exporter/config.yml"]

@@ -32,6 +32,7 @@ SCHEMA_VERSION = 39
 SUBSTITUTIONS = {
     "job": ".+",
     "domain": ".+",
+    "customer": ".*",
     "__rate_interval": "5m",
     "__range": "1h",
     "__interval": "1m",

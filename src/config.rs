@@ -2,8 +2,10 @@
 
 use crate::diagnose::Expectations;
 use crate::model::address::{Domain, MailAddress, NameError, ProbeTarget};
+use crate::model::labels::RESERVED_LABELS;
 use crate::model::step::StepId;
 use crate::net::dns::DnsProtocol;
+use crate::probe::credentials::{Credentials, CredentialsPolicy};
 use crate::probe::microsoft365::Microsoft365Settings;
 use crate::probe::{self as probe_defaults, ProbeOptions};
 use serde::Deserialize;
@@ -37,26 +39,6 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_YAML_NODES: usize = 2_000_000;
 /// Most YAML parser events (nodes plus collection ends).
 pub const MAX_YAML_EVENTS: usize = 4_000_000;
-
-/// Labels the exporter sets itself; a domain's `labels` cannot use them.
-const RESERVED_LABELS: &[&str] = &[
-    "domain",
-    "step",
-    "status",
-    "outcome",
-    "host",
-    "url",
-    "target",
-    "port",
-    "priority",
-    "weight",
-    "subject",
-    "issuer",
-    "serial",
-    "fingerprint_sha256",
-    "job",
-    "instance",
-];
 
 /// A configuration that failed to load, with where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +96,8 @@ pub struct Config {
     pub refuse_private_addresses: bool,
     /// How Microsoft 365 is asked.
     pub microsoft365: Microsoft365Settings,
+    /// Where and how long the history of changes is kept.
+    pub storage: StorageSettings,
     /// The domains, in file order.
     pub domains: Vec<DomainConfig>,
     /// Valid but odd settings.
@@ -147,6 +131,9 @@ pub struct Defaults {
     pub local_part: String,
     /// Steps Outlook may use.
     pub steps: Vec<StepId>,
+    /// Probe credentials (YAML with `username` and `password`) for domains without their own,
+    /// resolved against the configuration's directory.
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// `defaults:` as written.
@@ -165,6 +152,9 @@ struct RawDefaults {
     local_part: Option<Spanned<String>>,
     #[serde(default)]
     steps: Option<Vec<StepId>>,
+    /// Probe credentials (YAML with `username` and `password`) for domains without their own.
+    #[serde(default)]
+    credentials_file: Option<Spanned<PathBuf>>,
 }
 
 /// An optional key that, when written, must have a value (`interval:` alone is an error, not
@@ -203,6 +193,7 @@ impl Default for Defaults {
             phase_timeout: default_phase_timeout(),
             local_part: default_local_part(),
             steps: all_steps(),
+            credentials_file: None,
         }
     }
 }
@@ -284,6 +275,55 @@ impl Default for TlsSettings {
     }
 }
 
+/// The history file when `storage.path` is not set (in the working directory).
+pub const DEFAULT_HISTORY_FILE: &str = "autodiscover-history.db";
+
+/// `storage:`: the history of changes on disk.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// The SQLite file; [`DEFAULT_HISTORY_FILE`] in the working directory when unset.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Changes older than this are deleted.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+    /// At most this many changes are kept per domain (the oldest go first).
+    #[serde(default = "default_max_events")]
+    pub max_events_per_domain: usize,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            retention: default_retention(),
+            max_events_per_domain: default_max_events(),
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The file to use: the configured path, or the default file name (one per shard, so
+    /// replicas sharing a directory keep apart).
+    pub fn resolved_path(&self, shard: Option<(u32, u32)>) -> PathBuf {
+        match (&self.path, shard) {
+            (Some(path), _) => path.clone(),
+            (None, None) => PathBuf::from(DEFAULT_HISTORY_FILE),
+            (None, Some((index, count))) => {
+                PathBuf::from(format!("autodiscover-history-shard-{index}-of-{count}.db"))
+            }
+        }
+    }
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+fn default_max_events() -> usize {
+    1000
+}
+
 /// One configured domain, with its defaults applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DomainConfig {
@@ -319,6 +359,8 @@ struct RawConfig {
     #[serde(default)]
     microsoft365: Option<RawMicrosoft365>,
     #[serde(default)]
+    storage: StorageSettings,
+    #[serde(default)]
     domains: Vec<RawDomain>,
 }
 
@@ -336,6 +378,10 @@ struct RawDomain {
     interval: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     expect: Option<Expectations>,
+    #[serde(default)]
+    credentials_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    credentials_hosts: Option<Spanned<Vec<String>>>,
 }
 
 fn default_interval() -> Duration {
@@ -373,6 +419,7 @@ impl Default for Config {
             allow_any_target: false,
             refuse_private_addresses: false,
             microsoft365: Microsoft365Settings::default(),
+            storage: StorageSettings::default(),
             domains: Vec::new(),
             warnings: Vec::new(),
         }
@@ -398,7 +445,7 @@ impl Config {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| in_file(format!("cannot read the file: {e}")))?;
-        let mut config = Self::parse(&text).map_err(|mut e| {
+        let mut config = Self::parse_in(&text, path.parent()).map_err(|mut e| {
             e.path = Some(path.to_owned());
             e
         })?;
@@ -408,12 +455,23 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses and validates YAML text.
+    /// Parses and validates YAML text; relative credentials files are relative to the
+    /// working directory.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::parse_within(text, MAX_YAML_NODES, MAX_YAML_EVENTS)
+        Self::parse_in(text, None)
     }
 
-    fn parse_within(text: &str, max_nodes: usize, max_events: usize) -> Result<Self, ConfigError> {
+    /// Parses and validates YAML text; relative credentials files are relative to `base`.
+    pub fn parse_in(text: &str, base: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::parse_within(text, base, MAX_YAML_NODES, MAX_YAML_EVENTS)
+    }
+
+    fn parse_within(
+        text: &str,
+        base: Option<&Path>,
+        max_nodes: usize,
+        max_events: usize,
+    ) -> Result<Self, ConfigError> {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
@@ -424,7 +482,7 @@ impl Config {
             serde_saphyr::from_str_with_options(text, options)
                 .map_err(|e| yaml_error(&e, max_nodes))?
         };
-        validate(raw)
+        validate(raw, base)
     }
 
     /// The domain entry for `domain`, if configured.
@@ -439,6 +497,9 @@ impl Config {
             step_timeout: self.defaults.step_timeout,
             phase_timeout: self.defaults.phase_timeout,
             steps: self.defaults.steps.clone(),
+            // Credentials only ever go to configured domains: an ad-hoc target (`/probe` with
+            // `allow_any_target`) could otherwise be anyone's server asking for them.
+            credentials: None,
         }
     }
 
@@ -562,9 +623,9 @@ impl DurationSetting {
     }
 }
 
-fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
-    let defaults = validate_defaults(raw.defaults, &mut warnings)?;
+    let defaults = validate_defaults(raw.defaults, base, &mut warnings)?;
     let resolver_timeout = DurationSetting::new(
         "resolver.timeout",
         raw.resolver.timeout,
@@ -648,6 +709,18 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             None => defaults.interval,
         };
+        let credentials_file = match &entry.credentials_file {
+            Some(file) => Some(credentials_path(file, base)?),
+            None => defaults.credentials_file.clone(),
+        };
+        let mut credentials_hosts = Vec::new();
+        if let Some(hosts) = &entry.credentials_hosts {
+            for host in &hosts.value {
+                let parsed = Domain::parse(host)
+                    .map_err(|e| at(&hosts.referenced, format!("credentials_hosts: {e}")))?;
+                credentials_hosts.push(parsed.ascii().to_owned());
+            }
+        }
         domains.push(DomainConfig {
             address,
             labels,
@@ -657,6 +730,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 step_timeout: defaults.step_timeout,
                 phase_timeout: defaults.phase_timeout,
                 steps: entry.steps.unwrap_or_else(|| defaults.steps.clone()),
+                credentials: credentials_file.map(|file| CredentialsPolicy {
+                    file,
+                    hosts: credentials_hosts,
+                }),
             },
             expect: entry.expect.unwrap_or_default(),
             domain,
@@ -670,15 +747,51 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         allow_any_target: raw.allow_any_target,
         refuse_private_addresses: raw.refuse_private_addresses,
         microsoft365,
+        storage: validate_storage(raw.storage)?,
         domains,
         warnings,
     })
+}
+
+/// Resolves a credentials file against the configuration's directory and checks that it can
+/// be used (mode 0600, `username` and `password`). The credentials are dropped (and wiped)
+/// right away: probes read the file again when they need it, so a changed password needs no
+/// reload.
+fn credentials_path(file: &Spanned<PathBuf>, base: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let path = match base {
+        Some(base) if file.value.is_relative() => base.join(&file.value),
+        _ => file.value.clone(),
+    };
+    Credentials::load(&path).map_err(|e| at(&file.referenced, e.to_string()))?;
+    Ok(path)
+}
+
+fn validate_storage(storage: StorageSettings) -> Result<StorageSettings, ConfigError> {
+    let nowhere = Location::UNKNOWN;
+    if storage.retention < Duration::from_secs(3600) {
+        return Err(at(&nowhere, "storage.retention must be at least 1h".into()));
+    }
+    if storage.max_events_per_domain == 0 || storage.max_events_per_domain > 1_000_000 {
+        return Err(at(
+            &nowhere,
+            "storage.max_events_per_domain must be between 1 and 1000000".into(),
+        ));
+    }
+    if storage
+        .path
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err(at(&nowhere, "storage.path must not be empty".into()));
+    }
+    Ok(storage)
 }
 
 /// Ranges: interval 10s..=7d, every timeout 100ms..=10m, phase ≤ step ≤ probe timeout. A step
 /// or phase timeout left out shrinks to fit a shorter probe or step timeout.
 fn validate_defaults(
     raw: RawDefaults,
+    base: Option<&Path>,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Defaults, ConfigError> {
     let interval = DurationSetting::new("defaults.interval", raw.interval, default_interval());
@@ -715,6 +828,10 @@ fn validate_defaults(
         phase_timeout: phase_value,
         local_part,
         steps: raw.steps.unwrap_or_else(all_steps),
+        credentials_file: match &raw.credentials_file {
+            Some(file) => Some(credentials_path(file, base)?),
+            None => None,
+        },
     };
     if defaults.interval < defaults.timeout {
         warnings.push(warning(
@@ -901,6 +1018,55 @@ mod tests {
     }
 
     #[test]
+    fn credentials_files_are_checked_at_load_and_never_quoted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("autodiscover-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yml");
+        std::fs::write(&good, "username: probe\npassword: hunter2\n").unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let open = dir.join("open.yml");
+        std::fs::write(&open, "username: probe\npassword: hunter2\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+        let config = Config::parse_in(
+            "defaults:\n  credentials_file: good.yml\ndomains:\n  - domain: a.example\n  - domain: b.example\n    credentials_hosts: [Mail.Provider.example]\n",
+            Some(&dir),
+        )
+        .unwrap();
+        let policy = config.domains[1].probe.credentials.as_ref().unwrap();
+        assert_eq!(policy.file, good);
+        assert_eq!(policy.hosts, ["mail.provider.example"]);
+        assert!(config.domains[0].probe.credentials.is_some());
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        let e = Config::parse_in(
+            "domains:\n  - domain: a.example\n    credentials_file: open.yml\n",
+            Some(&dir),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("chmod 600"), "{e}");
+        assert!(!e.message.contains("hunter2"), "{e}");
+        let e = Config::parse_in(
+            "defaults:\n  credentials_file: /nonexistent/x.yml\n",
+            Some(&dir),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("cannot read the credentials file"),
+            "{e}"
+        );
+        assert!(
+            Config::parse("")
+                .unwrap()
+                .ad_hoc_options()
+                .credentials
+                .is_none()
+        );
+    }
+
+    #[test]
     fn durations_are_bounded_and_errors_carry_the_location() {
         let huge = "18446744073709551615s";
         let cases = [
@@ -1037,7 +1203,7 @@ mod tests {
     #[test]
     fn past_the_size_limit_the_error_is_readable() {
         // The real limit needs 285,000 such domains; a small one shows the same error.
-        let e = Config::parse_within(&many_domains(200), 900, 1800).unwrap_err();
+        let e = Config::parse_within(&many_domains(200), None, 900, 1800).unwrap_err();
         assert!(e.message.contains("too large"), "{e}");
         assert!(
             e.message

@@ -103,6 +103,112 @@ async fn metrics_show_each_scenario() {
 }
 
 #[tokio::test]
+async fn service_endpoints_are_exported() {
+    let running = RunningExporter::start(
+        fixed(&config_yaml(&[
+            ("ewscert.example", "Ewscert"),
+            ("mailhoster.example", "Mailhoster"),
+        ])),
+        None,
+    )
+    .await;
+    let m = &request(running.address, "GET", "/metrics", &[]).await.body;
+    let e = r#"domain="ewscert.example",customer="Ewscert""#;
+    let h = r#"domain="mailhoster.example",customer="Mailhoster""#;
+    for line in [
+        format!("autodiscover_outcome{{{e},outcome=\"certificate_prompt\"}} 1"),
+        format!("autodiscover_probe_success{{{e}}} 0"),
+        format!("autodiscover_step_reached{{{e}}} 2"),
+        format!(
+            "autodiscover_service_info{{{e},service=\"ews\",protocol=\"https\",host=\"mail.ewscert.example\",port=\"443\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_status{{{e},service=\"ews\",host=\"mail.ewscert.example\",status=\"cert_name_mismatch\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_status{{{e},service=\"oab\",host=\"autodiscover.ewscert.example\",status=\"ok\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_certificate_prompt{{{e},service=\"ews\",host=\"mail.ewscert.example\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_certificate_prompt{{{e},service=\"oab\",host=\"autodiscover.ewscert.example\"}} 0"
+        ),
+        format!(
+            "autodiscover_certificate_name_mismatch{{{e},step=\"service\",host=\"mail.ewscert.example\"}} 1"
+        ),
+        format!(
+            "autodiscover_certificate_name_mismatch{{{e},step=\"service\",host=\"autodiscover.ewscert.example\"}} 0"
+        ),
+        format!(
+            "autodiscover_service_info{{{h},service=\"smtp\",protocol=\"smtp_starttls\",host=\"smtp.mailhoster.example\",port=\"587\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_info{{{h},service=\"imap\",protocol=\"imap_starttls\",host=\"mail.mailhoster.example\",port=\"143\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_status{{{h},service=\"imap\",host=\"mail.mailhoster.example\",status=\"ok\"}} 1"
+        ),
+        format!(
+            "autodiscover_service_certificate_prompt{{{h},service=\"smtp\",host=\"smtp.mailhoster.example\"}} 1"
+        ),
+    ] {
+        assert!(has(m, &line), "missing {line}\n{m}");
+    }
+    for prefix in [
+        format!(
+            "autodiscover_certificate_days_to_expiry{{{h},step=\"service\",host=\"smtp.mailhoster.example\"}} "
+        ),
+        format!(
+            "autodiscover_certificate_not_after_timestamp_seconds{{{h},step=\"service\",host=\"mail.mailhoster.example\"}} "
+        ),
+        format!(
+            "autodiscover_certificate_info{{{h},step=\"service\",host=\"smtp.mailhoster.example\",subject=\"CN=mx.otherhoster.example\""
+        ),
+    ] {
+        assert!(
+            m.lines().any(|l| l.starts_with(&prefix)),
+            "missing {prefix}\n{m}"
+        );
+    }
+    // one status series per service and host, never two
+    let mut seen = std::collections::HashSet::new();
+    for line in m
+        .lines()
+        .filter(|l| l.starts_with("autodiscover_service_status{"))
+    {
+        let key = line.split(",status=").next().unwrap().to_owned();
+        assert!(seen.insert(key), "duplicate {line}");
+    }
+
+    // The status page names the service that prompts; the domain page lists the services.
+    let page = request(running.address, "GET", "/", &[]).await.body;
+    assert!(
+        page.contains("ews mail.ewscert.example: service certificate prompt"),
+        "{page}"
+    );
+    let domain = request(
+        running.address,
+        "GET",
+        "/domains/ewscert.example",
+        &[("Accept", "text/html")],
+    )
+    .await
+    .body;
+    for needle in [
+        "After Autodiscover: the servers Outlook connects to next",
+        "Settings from <code>https://autodiscover.ewscert.example/Autodiscover/Autodiscover.xml</code> (no authentication)",
+        "<code>https://mail.ewscert.example/EWS/Exchange.asmx</code>",
+        "<td class=\"bad sev\">cert_name_mismatch",
+        "✗ name (mail.ewscert.example)",
+        "<td class=\"good sev\">ok",
+    ] {
+        assert!(domain.contains(needle), "missing {needle}\n{domain}");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn label_values_are_escaped() {
     let yaml = "defaults:\n  interval: 10s\n  phase_timeout: 1s\ndomains:\n  - domain: nothing.example\n    labels: {customer: \"Say \\\"hi\\\" \\\\ bye\\nnow\"}\n";
     let running = RunningExporter::start(fixed(yaml), None).await;
@@ -167,6 +273,13 @@ async fn reload_adds_removes_and_keeps_the_old_config_on_errors() {
         kept.contains("domain=\"companyc.example\""),
         "running config was dropped"
     );
+    // The pages say so until a reload succeeds.
+    let page = request(running.address, "GET", "/", &[]).await.body;
+    assert!(
+        page.contains("<div class=\"banner\" role=\"alert\"><strong>The last configuration reload failed</strong>"),
+        "no banner after a failed reload"
+    );
+    assert!(page.contains("config"), "the banner names the error");
     assert_eq!(
         request(running.address, "GET", "/-/reload", &[])
             .await
@@ -274,18 +387,91 @@ async fn status_page_and_domain_traces() {
             .starts_with("text/html")
     );
     assert!(page.body.starts_with("<!DOCTYPE html>"));
+    let policy = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{policy}"
+    );
     for needle in [
         "<a href=\"/domains/companyb.example\">companyb.example</a>",
         "class=\"v certificate_prompt\"",
         "class=\"v ok\"",
-        "https://webmail.companya.example/Autodiscover/Autodiscover.xml",
-        "customer=CompanyB",
-        "yes (webmail.companya.example:443)",
+        "title=\"https://webmail.companya.example/Autodiscover/Autodiscover.xml\"",
+        ">webmail.companya.example</span>",
+        "root_domain: certificate name mismatch",
+        "<span class=\"chip\" title=\"customer\">CompanyB</span>",
+        "<option>CompanyB</option>",
+        "<meta http-equiv=\"refresh\" content=\"60; url=/\">",
     ] {
         assert!(page.body.contains(needle), "missing {needle}");
     }
+    // Worst first: the certificate prompt before the redirect prompt before ok.
+    let (b, c, a) = (
+        page.body.find("/domains/companyb.example").unwrap(),
+        page.body.find("/domains/companyc.example").unwrap(),
+        page.body.find("/domains/companya.example").unwrap(),
+    );
+    assert!(b < c && c < a, "order: {b} {c} {a}");
+    assert!(!page.body.contains("<script"));
+
+    // Filters are query parameters and the refresh keeps them.
+    let filtered = request(running.address, "GET", "/?verdict=certificate_prompt", &[]).await;
+    assert!(filtered.body.contains("/domains/companyb.example"));
+    assert!(!filtered.body.contains("/domains/companya.example\""));
+    assert!(filtered.body.contains("url=/?verdict=certificate_prompt\""));
+    assert!(
+        filtered
+            .body
+            .contains("<option selected>certificate_prompt</option>")
+    );
+    let by_customer = request(running.address, "GET", "/?customer=CompanyA", &[]).await;
+    assert!(by_customer.body.contains("/domains/companya.example"));
+    assert!(!by_customer.body.contains("/domains/companyb.example\""));
+    assert!(
+        by_customer
+            .body
+            .contains("<option selected>CompanyA</option>")
+    );
+    assert!(by_customer.body.contains("1 of 4 domains match"));
+
+    // The same list as JSON, every domain, worst first.
+    for (path, headers) in [
+        ("/?format=json", &[][..]),
+        ("/", &[("Accept", "application/json")][..]),
+    ] {
+        let json = request(running.address, "GET", path, headers).await;
+        assert_eq!(json.headers["content-type"], "application/json");
+        let rows: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0]["domain"], "companyb.example");
+        assert_eq!(rows[0]["outcome"], "certificate_prompt");
+        assert_eq!(rows[0]["labels"]["customer"], "CompanyB");
+        assert_eq!(rows[0]["endpoint_step"], "srv_record");
+        assert_eq!(rows[0]["problem"], "root_domain: certificate name mismatch");
+        assert_eq!(rows[0]["url"], "/domains/companyb.example");
+    }
     let trace = request(running.address, "GET", "/domains/companyb.example", &[]).await;
     assert!(trace.body.contains("certificate_name_mismatch"));
+    for needle in [
+        "<details open><summary><span class=\"i bad\">✗</span> <strong>root_domain</strong>",
+        "<span class=\"i good\">✓</span> <strong>srv_record</strong>",
+        "<span class=\"bad\">✗ name (companyb.example)</span>",
+        "<form method=\"post\" action=\"/domains/companyb.example/probe\">",
+        "<h2>DNS delegation</h2>",
+        "NS: ns1.companyb.example",
+        "<h2>What changed</h2>",
+    ] {
+        assert!(trace.body.contains(needle), "domain page misses {needle}");
+    }
+    assert_eq!(
+        trace
+            .body
+            .matches("Remove the A/AAAA record of companyb.example")
+            .count(),
+        1,
+        "findings are listed once"
+    );
     assert!(
         trace
             .body

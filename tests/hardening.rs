@@ -176,13 +176,27 @@ async fn hostile_text_reaches_no_terminal_unescaped() {
             &rest[..rest.len().min(20)]
         );
     }
+    // A timeline entry carries text from outside too (host names, record values).
+    let timeline = [autodiscover_exporter::model::history::Change {
+        at: 0,
+        kind: autodiscover_exporter::model::history::ChangeKind::Nameservers,
+        subject: "ns\u{202e}1.example".into(),
+        before: "a\u{1b}[31m".into(),
+        after: "b\r\nc".into(),
+    }];
     let page = autodiscover_exporter::render::html::domain_page(
         &autodiscover_exporter::render::html::DomainView {
             domain: &report.domain,
             labels: &Default::default(),
             report: Some(&report),
+            memory: None,
+            timeline: &timeline,
         },
-        0,
+        &autodiscover_exporter::render::html::PageContext {
+            now: 0,
+            base: "",
+            reload_failure: None,
+        },
     );
     assert_eq!(unsafe_chars(&page), Vec::<char>::new());
 }

@@ -334,3 +334,344 @@ async fn excluded_steps_and_nothing_at_all() {
     );
     assert!(codes(&nothing).contains(&"no_autodiscover"));
 }
+
+#[tokio::test]
+async fn a_service_whose_certificate_lacks_its_name_is_a_certificate_prompt() {
+    use autodiscover_exporter::model::settings::{ServiceKind, ServicePrompt, ServiceStatus};
+    let (_world, prober) = support::world().await;
+    let report = support::probe(&prober, "ewscert.example").await;
+    assert_eq!(report.outcome, Outcome::CertificatePrompt);
+    assert!(report.certificate_prompts.is_empty());
+    assert_eq!(
+        report.endpoint.as_ref().unwrap().step,
+        StepId::AutodiscoverDomain
+    );
+    assert_eq!(
+        report.service_certificate_prompts,
+        vec![ServicePrompt {
+            service: ServiceKind::Ews,
+            host: "mail.ewscert.example".into()
+        }]
+    );
+    let source = report.settings_source.as_ref().unwrap();
+    assert!(!source.authenticated);
+    let ews = report
+        .services
+        .iter()
+        .find(|s| s.target.service == ServiceKind::Ews)
+        .unwrap();
+    assert_eq!(ews.status, ServiceStatus::CertNameMismatch);
+    assert_eq!(
+        ews.target.url.as_deref(),
+        Some("https://mail.ewscert.example/EWS/Exchange.asmx")
+    );
+    // behind the prompt the EWS answered 401 (recorded), the OAB and RPC hosts are fine
+    assert_eq!(ews.addresses[0].http.as_ref().unwrap().status, Some(401));
+    for service in [ServiceKind::Oab, ServiceKind::Rpc] {
+        let check = report
+            .services
+            .iter()
+            .find(|s| s.target.service == service)
+            .unwrap();
+        assert_eq!(check.status, ServiceStatus::Ok, "{service}");
+    }
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.code.as_str() == "service_certificate_prompt")
+        .unwrap();
+    assert!(
+        finding
+            .message
+            .contains("https://mail.ewscert.example/EWS/Exchange.asmx")
+            && finding.message.contains("not mail.ewscert.example"),
+        "{}",
+        finding.message
+    );
+    assert!(
+        finding.hint.contains("Set-WebServicesVirtualDirectory"),
+        "{}",
+        finding.hint
+    );
+    assert!(!report.success());
+}
+
+#[tokio::test]
+async fn credentials_unlock_the_settings_and_never_show() {
+    use autodiscover_exporter::model::settings::{CredentialsResult, ServiceKind};
+    use autodiscover_exporter::probe::credentials::CredentialsPolicy;
+    use autodiscover_exporter::render::trace::{self, Colour};
+    let (_world, prober) = support::world().await;
+    let account = scenarios::EWSAUTH_ACCOUNT;
+
+    // without credentials: the 401 is the endpoint, nothing after it is known
+    let anonymous =
+        support::probe_with(&prober, "someone@ewsauth.example", &support::fast_options()).await;
+    assert_eq!(anonymous.outcome, Outcome::Ok);
+    assert!(anonymous.settings.is_none() && anonymous.services.is_empty());
+    assert!(anonymous.credentials.is_none());
+
+    // with them: settings, the EWS host's certificate, a service prompt
+    let report = support::probe(&prober, "ewsauth.example").await;
+    assert_eq!(report.outcome, Outcome::CertificatePrompt);
+    assert!(report.settings_source.as_ref().unwrap().authenticated);
+    assert_eq!(
+        report.service_certificate_prompts[0].service,
+        ServiceKind::Ews
+    );
+    assert_eq!(
+        report.service_certificate_prompts[0].host,
+        "mail.ewsauth.example"
+    );
+    let settings = report.settings.as_ref().unwrap();
+    assert_eq!(
+        settings.autodiscover_smtp_address.as_deref(),
+        Some("someone@ewsauth.example")
+    );
+    let json = serde_json::to_string(&report).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        value["credentials"]["result"], "sent",
+        "{}",
+        value["credentials"]
+    );
+    let back: ProbeReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.credentials, report.credentials);
+    let text = trace::render(&report, Colour::Off);
+    for output in [&json, &text, &format!("{report:?}")] {
+        assert!(!output.contains(account.password), "password leaked");
+        assert!(!output.contains("cHJvYmVA"), "Authorization header leaked");
+    }
+    assert!(
+        text.contains("with Basic authentication (credentials not shown)"),
+        "{text}"
+    );
+
+    // a wrong password: a finding, not a probe error
+    scenarios::LabAccount {
+        username: account.username,
+        password: "not-the-password",
+    }
+    .write_file(&support::credentials_dir(), "wrong")
+    .unwrap();
+    let mut options = support::fast_options();
+    options.credentials = Some(CredentialsPolicy {
+        file: support::credentials_dir().join("wrong.credentials.yml"),
+        hosts: vec![],
+    });
+    let rejected = support::probe_with(&prober, "someone@ewsauth.example", &options).await;
+    assert_eq!(rejected.outcome, Outcome::Ok);
+    assert!(matches!(
+        rejected.credentials.as_ref().unwrap().result,
+        CredentialsResult::Sent { .. }
+    ));
+    assert!(
+        codes(&rejected).contains(&"credentials_rejected"),
+        "{:?}",
+        codes(&rejected)
+    );
+
+    // the endpoint found through SRV is behind a redirect: not in credentials_hosts, not sent
+    let mut options = support::fast_options();
+    options.credentials = Some(CredentialsPolicy {
+        file: account
+            .write_file(&support::credentials_dir(), "companyc.example")
+            .unwrap(),
+        hosts: vec![],
+    });
+    let srv = support::probe_with(&prober, "someone@companyc.example", &options).await;
+    match &srv.credentials.as_ref().unwrap().result {
+        CredentialsResult::NotSent { reason } => {
+            assert!(reason.contains("credentials_hosts"), "{reason}")
+        }
+        other => panic!("credentials sent through a redirect: {other:?}"),
+    }
+    assert!(codes(&srv).contains(&"credentials_not_sent"));
+    assert_eq!(srv.outcome, Outcome::RedirectPrompt);
+}
+
+#[tokio::test]
+async fn mail_services_speak_starttls_and_their_certificates_count() {
+    use autodiscover_exporter::model::settings::{ServiceKind, ServiceStatus, TlsMode};
+    let (_world, prober) = support::world().await;
+    let report = support::probe(&prober, "mailhoster.example").await;
+    assert_eq!(report.outcome, Outcome::CertificatePrompt);
+    let summary: Vec<(ServiceKind, u16, TlsMode, ServiceStatus)> = report
+        .services
+        .iter()
+        .map(|s| (s.target.service, s.target.port, s.target.tls, s.status))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (ServiceKind::Imap, 143, TlsMode::Starttls, ServiceStatus::Ok),
+            (ServiceKind::Pop3, 995, TlsMode::Implicit, ServiceStatus::Ok),
+            (
+                ServiceKind::Smtp,
+                587,
+                TlsMode::Starttls,
+                ServiceStatus::CertNameMismatch
+            ),
+        ]
+    );
+    let imap = &report.services[0].addresses[0];
+    assert_eq!(imap.starttls_offered, Some(true));
+    assert!(
+        imap.dialogue.iter().any(|l| l.text == "a2 STARTTLS"),
+        "{:?}",
+        imap.dialogue
+    );
+    assert!(
+        imap.tls
+            .as_ref()
+            .unwrap()
+            .verdict
+            .as_ref()
+            .unwrap()
+            .is_valid()
+    );
+    let smtp = &report.services[2].addresses[0];
+    assert!(smtp.dialogue.iter().any(|l| l.text.starts_with("EHLO ")));
+    assert_eq!(
+        smtp.tls.as_ref().unwrap().leaf().unwrap().dns_names,
+        ["mx.otherhoster.example"]
+    );
+    assert_eq!(report.service_certificate_prompts.len(), 1);
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.code.as_str() == "service_certificate_prompt")
+        .unwrap();
+    assert!(
+        finding.message.contains("smtp.mailhoster.example:587"),
+        "{}",
+        finding.message
+    );
+    assert!(
+        finding.hint.contains("hosting provider"),
+        "{}",
+        finding.hint
+    );
+}
+
+#[tokio::test]
+async fn settings_with_internal_names_are_findings_not_prompts() {
+    use autodiscover_exporter::model::settings::ServiceKind;
+    let (_world, prober) = support::world().await;
+    let report = support::probe(&prober, "internalname.example").await;
+    assert_eq!(report.outcome, Outcome::Ok);
+    let ews = report
+        .services
+        .iter()
+        .find(|s| s.target.service == ServiceKind::Ews)
+        .unwrap();
+    assert_eq!(ews.target.host, "exch01.corp.local");
+    assert!(!ews.status.is_certificate_prompt());
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.code.as_str() == "settings_internal_name")
+        .unwrap();
+    assert!(
+        finding.message.contains("exch01.corp.local"),
+        "{}",
+        finding.message
+    );
+}
+
+#[tokio::test]
+async fn broken_mail_servers_are_named_and_bounded() {
+    use autodiscover_exporter::lab::mail::{MailBehaviour, MailFault};
+    use autodiscover_exporter::lab::pki::Validity;
+    use autodiscover_exporter::lab::site::Behaviour;
+    use autodiscover_exporter::lab::world::WorldBuilder;
+    use autodiscover_exporter::model::settings::{ServiceKind, ServiceStatus};
+    use autodiscover_exporter::net::mail::MailProtocol;
+    use autodiscover_exporter::protocol::pox;
+
+    let mut w = WorldBuilder::new().unwrap();
+    let year = Validity::ValidFor { days: 365 };
+    let autodiscover = w
+        .ca()
+        .issue(&["autodiscover.hostile.example"], year.clone())
+        .unwrap();
+    let mail = w.ca().issue(&["mail.hostile.example"], year).unwrap();
+    w.https(
+        "203.0.113.80",
+        autodiscover,
+        Behaviour::Settings {
+            xml: pox::settings_document(
+                "x",
+                "<Protocol><Type>IMAP</Type><Server>mail.hostile.example</Server><Port>143</Port><Encryption>TLS</Encryption></Protocol>\
+                 <Protocol><Type>POP3</Type><Server>mail.hostile.example</Server><Port>995</Port><SSL>on</SSL></Protocol>\
+                 <Protocol><Type>SMTP</Type><Server>mail.hostile.example</Server><Port>587</Port><Encryption>TLS</Encryption></Protocol>\
+                 <Protocol><Type>SMTP</Type><Server>mail.hostile.example</Server><Port>25</Port><Encryption>TLS</Encryption></Protocol>",
+            ),
+        },
+    );
+    let behaviour = |protocol, implicit_tls, starttls, fault| MailBehaviour {
+        protocol,
+        implicit_tls,
+        starttls,
+        fault,
+    };
+    // IMAP without STARTTLS, POP3 that never speaks, SMTP refusing at the greeting; port 25 closed
+    w.mail(
+        "203.0.113.81",
+        143,
+        mail.clone(),
+        behaviour(MailProtocol::Imap, false, false, None),
+    );
+    w.mail(
+        "203.0.113.81",
+        995,
+        mail.clone(),
+        behaviour(MailProtocol::Pop3, true, false, Some(MailFault::Silent)),
+    );
+    w.mail(
+        "203.0.113.81",
+        587,
+        mail,
+        behaviour(
+            MailProtocol::Smtp,
+            false,
+            true,
+            Some(MailFault::RejectGreeting),
+        ),
+    );
+    w.zone(
+        "hostile.example",
+        "autodiscover A 203.0.113.80\nmail A 203.0.113.81",
+    );
+    let world = w.start().await.unwrap();
+    let prober = world.prober().unwrap();
+    let report =
+        support::probe_with(&prober, "someone@hostile.example", &support::fast_options()).await;
+    assert_eq!(report.outcome, Outcome::Ok, "no certificate alert anywhere");
+    let statuses: Vec<(ServiceKind, u16, ServiceStatus)> = report
+        .services
+        .iter()
+        .map(|s| (s.target.service, s.target.port, s.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (ServiceKind::Imap, 143, ServiceStatus::StarttlsFailed),
+            (ServiceKind::Pop3, 995, ServiceStatus::Timeout),
+            (ServiceKind::Smtp, 587, ServiceStatus::UnexpectedGreeting),
+            (ServiceKind::Smtp, 25, ServiceStatus::ConnectRefused),
+        ]
+    );
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.code.as_str() == "service_unavailable")
+            .count(),
+        4,
+        "{:#?}",
+        report.findings
+    );
+    assert!(report.duration_seconds < 6.0, "{}", report.duration_seconds);
+    world.stop().await;
+}

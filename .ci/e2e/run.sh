@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end suite: the release binary against real Debian servers on loopback.
 #
-#   dnsmasq (127.0.0.1:5353)      the DNS world of dns/world.conf (zone e2e.test)
-#   nginx (127.0.10.x:80/443)     Exchange, web sites and redirectors, certificates from pki.sh
+#   dnsmasq (127.0.0.1:5353)      the DNS world of dns/world.conf (zones e2e.test, office365.com, outlook.com)
+#   nginx (127.0.10.x:80/443)     Exchange, web sites, redirectors, a simulated Microsoft 365 and an
+#                                 AIA repository, certificates from pki.sh
 #   autodiscover-exporter         `check`, `check-config`, `serve` (127.0.0.1:10195, 19196-19199), `demo`
 #   prometheus (127.0.0.1:19090)  scrapes the exporter, evaluates alerts/*.yml and every
 #                                 dashboard query
@@ -37,6 +38,9 @@ WEB_PASSWORD=e2e-secret
 WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
 LOCK=/tmp/autodiscover-e2e.lock
 STATE=/tmp/autodiscover-e2e.pids  # "pid starttime name" of the processes (and "WORKDIR - dir") of the current run
+
+# shellcheck source=services.sh
+source "$E2E/services.sh"
 
 STARTED_AT=$(date +%s)
 W=""
@@ -256,10 +260,13 @@ promtool_metrics_clean() { # promtool check metrics on FILE prints nothing beyon
     fi
 }
 
-scenario_list() { # "name domain" per scenario
+scenario_list() { # "name domain" per scenario [having variants[VARIANT]]
     "$PY" -c 'import json,sys
-for s in json.load(open(sys.argv[1]))["scenarios"]: print(s["name"], s["domain"])' "$E2E/scenarios.json"
+for s in json.load(open(sys.argv[1], encoding="utf-8"))["scenarios"]:
+    if len(sys.argv) < 3 or sys.argv[2] in s.get("variants", {}): print(s["name"], s["domain"])' "$E2E/scenarios.json" "$@"
 }
+
+urlencode() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="@"))' "$1"; }
 
 # ------------------------------------------------------------------------------------------------
 # Setup
@@ -321,6 +328,7 @@ write_dns_config() { # write_dns_config initial|changed
         grep -v '# lost-in-change$' "$E2E/dns/world.conf" >"$W/dnsmasq.conf"
         cat "$E2E/dns/after-change.conf" >>"$W/dnsmasq.conf"
     fi
+    cat "$E2E/dns/delegation-$1.conf" >>"$W/dnsmasq.conf" # NS and SOA records (history checks)
 }
 
 dns_answers() { dig +short +time=1 +tries=1 @127.0.0.1 -p 5353 mail.companya.e2e.test A | grep -qx 127.0.10.1; }
@@ -385,6 +393,153 @@ refused_expect() { # refused_expect IP PORT
     if [[ $rc == 7 ]]; then pass "tcp: $1:$2 refuses connections"; else fail "tcp: $1:$2 -> curl exit $rc, want 7 (refused)"; fi
 }
 
+http_body_expect() { # http_body_expect METHOD URL IP CODE BODY [HEADER...]: status, exact body, headers
+    local method=$1 url=$2 ip=$3 want=$4 body=$5 host port got h ok=1
+    shift 5
+    host=${url#*://}
+    host=${host%%/*}
+    if [[ $url == https:* ]]; then port=443; else port=80; fi
+    got=$(curl -s -o "$W/body" -D "$W/headers" -w '%{http_code}' --max-time 10 --cacert "$W/pki/root.pem" \
+        --resolve "$host:$port:$ip" -X "$method" "$url" || true)
+    [[ $got == "$want" ]] || ok=0
+    if [[ $(cat "$W/body" 2>/dev/null) != "$body" ]]; then
+        ok=0
+        got="$got, body '$(head -c 300 "$W/body" 2>/dev/null)'"
+    fi
+    for h in "$@"; do
+        grep -qiF -- "$h" "$W/headers" 2>/dev/null || { ok=0; got="$got, missing header '$h'"; }
+    done
+    if [[ $ok == 1 ]]; then pass "http: $method $url -> $want '$body' $*"; else fail "http: $method $url -> $got, want $want '$body' $*"; fi
+}
+
+aia_expect() { # aia_expect IP HOSTNAME: the leaf at IP is sent alone, and its AIA caIssuers URL
+    #            (fetched from our DNS world over http) completes the chain to the test root
+    local ip=$1 name=$2 url host aip rc=0 got
+    timeout 10 openssl s_client -connect "$ip:443" -servername "$name" -showcerts </dev/null 2>/dev/null |
+        openssl x509 -out "$W/aia-leaf.pem" 2>/dev/null || rc=$?
+    url=$(openssl x509 -in "$W/aia-leaf.pem" -noout -ext authorityInfoAccess 2>/dev/null |
+        sed -n 's/.*CA Issuers - URI:\(http:[^ ]*\).*/\1/p' | head -n 1 || true)
+    if [[ $rc != 0 || -z $url ]]; then
+        fail "aia: the leaf at $ip has no caIssuers URL"
+        return
+    fi
+    host=${url#http://}
+    host=${host%%/*}
+    aip=$(dig +short +time=2 +tries=1 @127.0.0.1 -p 5353 "$host" A | head -n 1 || true)
+    rc=0
+    curl -s -f -o "$W/aia-issuer.der" --max-time 10 --resolve "$host:80:$aip" "$url" || rc=$?
+    openssl x509 -inform DER -in "$W/aia-issuer.der" -out "$W/aia-issuer.pem" 2>/dev/null || rc=1
+    got=$(openssl verify -CAfile "$W/pki/root.pem" -untrusted "$W/aia-issuer.pem" -verify_hostname "$name" \
+        "$W/aia-leaf.pem" 2>&1 || true)
+    if [[ $rc == 0 && $got == *": OK" ]]; then
+        pass "aia: $name at $ip sends its leaf only; $url completes the chain (openssl verify: OK)"
+    else
+        fail "aia: $name at $ip: caIssuers $url -> curl/openssl exit $rc, openssl verify: $got"
+    fi
+}
+
+no_aia_expect() { # no_aia_expect IP HOSTNAME: the leaf at IP has no AIA extension
+    local out
+    out=$(timeout 10 openssl s_client -connect "$1:443" -servername "$2" </dev/null 2>/dev/null |
+        openssl x509 -noout -text 2>/dev/null || true)
+    if [[ -n $out && $out != *"Authority Information Access"* ]]; then
+        pass "aia: the leaf of $2 at $1 has no AIA extension"
+    else
+        fail "aia: the leaf of $2 at $1 has an AIA extension (or no leaf was read)"
+    fi
+}
+
+chain_length_expect() { # chain_length_expect IP HOSTNAME N: the server sends N certificates
+    local got
+    got=$(timeout 10 openssl s_client -connect "$1:443" -servername "$2" -showcerts </dev/null 2>/dev/null |
+        grep -c -- '-----BEGIN CERTIFICATE-----' || true)
+    if [[ $got == "$3" ]]; then pass "tls: $2 at $1 sends $3 certificate(s)"; else fail "tls: $2 at $1 sends $got certificate(s), want $3"; fi
+}
+
+infra_checks_microsoft365() { # the second round's world: Microsoft 365, hybrid, AIA, IDN
+    section "Infrastructure: DNS (Microsoft 365, hybrid, AIA, IDN)"
+    dns_expect outlook.office365.com A "127.0.10.20"
+    dns_expect outlook.office365.com AAAA ""
+    dns_status outlook.office365.com AAAA NOERROR
+    dns_expect autodiscover.outlook.com A "127.0.10.20"
+    dns_expect autodiscover-s.outlook.com A "127.0.10.20"
+    dns_status unknown.outlook.com A NXDOMAIN
+    dns_expect cloud.e2e.test A "127.0.10.21"
+    dns_expect autodiscover.cloud.e2e.test A "127.0.10.20 autodiscover.outlook.com."
+    dns_status _autodiscover._tcp.cloud.e2e.test SRV NXDOMAIN
+    dns_expect mail.hybrid.e2e.test A "127.0.10.22"
+    dns_expect autodiscover.hybrid.e2e.test A "127.0.10.22"
+    dns_expect hybrid.e2e.test A ""
+    dns_expect autodiscover.hybrid302.e2e.test A "127.0.10.23"
+    dns_expect mail.proxy.e2e.test A "127.0.10.24"
+    dns_status autodiscover.proxy.e2e.test A NXDOMAIN
+    dns_expect autodiscover.leafonly.e2e.test A "127.0.10.25"
+    dns_expect aia.e2e.test A "127.0.10.26"
+    dns_expect autodiscover.leafnoaia.e2e.test A "127.0.10.27"
+    dns_expect autodiscover.xn--bcher-kva.e2e.test A "127.0.10.28"
+    dns_expect xn--bcher-kva.e2e.test A ""
+
+    section "Infrastructure: TLS (Microsoft 365, hybrid, AIA, IDN; 21: leaf sent without its issuer)"
+    tls_expect 127.0.10.20 outlook.office365.com 0
+    tls_expect 127.0.10.20 autodiscover.outlook.com 0
+    tls_expect 127.0.10.20 autodiscover-s.outlook.com 0
+    tls_expect 127.0.10.20 autodiscover.cloud.e2e.test 62
+    tls_expect 127.0.10.21 www.cloud.e2e.test 0
+    tls_expect 127.0.10.21 cloud.e2e.test 62
+    tls_expect 127.0.10.22 mail.hybrid.e2e.test 0
+    tls_expect 127.0.10.23 autodiscover.hybrid302.e2e.test 0
+    tls_expect 127.0.10.24 mail.proxy.e2e.test 18
+    tls_expect 127.0.10.25 autodiscover.leafonly.e2e.test 21
+    tls_expect 127.0.10.27 autodiscover.leafnoaia.e2e.test 21
+    tls_expect 127.0.10.28 autodiscover.xn--bcher-kva.e2e.test 0
+    chain_length_expect 127.0.10.20 outlook.office365.com 2
+    chain_length_expect 127.0.10.25 autodiscover.leafonly.e2e.test 1
+    chain_length_expect 127.0.10.27 autodiscover.leafnoaia.e2e.test 1
+    aia_expect 127.0.10.25 autodiscover.leafonly.e2e.test
+    no_aia_expect 127.0.10.27 autodiscover.leafnoaia.e2e.test
+
+    section "Infrastructure: HTTP (Microsoft 365, hybrid, AIA, IDN)"
+    local m365=https://outlook.office365.com/autodiscover/autodiscover.json/v1.0
+    local exo='{"Protocol":"AutodiscoverV1","Url":"https://outlook.office365.com/autodiscover/autodiscover.xml"}'
+    http_body_expect GET "$m365/e2e@cloud.e2e.test?Protocol=AutodiscoverV1" 127.0.10.20 200 "$exo" \
+        "Content-Type: application/json"
+    http_body_expect GET "https://outlook.office365.com/AutoDiscover/AutoDiscover.json/V1.0/Someone%40CLOUD.E2E.TEST?Protocol=autodiscoverv1" \
+        127.0.10.20 200 "$exo"
+    http_body_expect GET "$m365/e2e@hybrid.e2e.test?Protocol=AutodiscoverV1" 127.0.10.20 200 \
+        '{"Protocol":"AutodiscoverV1","Url":"https://mail.hybrid.e2e.test/autodiscover/autodiscover.xml"}'
+    http_body_expect GET "$m365/e2e@proxy.e2e.test?Protocol=AutodiscoverV1" 127.0.10.20 200 \
+        '{"Protocol":"AutodiscoverV1","Url":"https://mail.proxy.e2e.test/autodiscover/autodiscover.xml"}'
+    http_expect GET "$m365/e2e@hybrid302.e2e.test?Protocol=AutodiscoverV1" 127.0.10.20 302 \
+        "Location: $m365/e2e@hybrid302.e2e.test?Protocol=AutodiscoverV1&RedirectCount=1"
+    http_expect GET "$m365/someone@companya.e2e.test?Protocol=AutodiscoverV1" 127.0.10.20 302 \
+        "Location: $m365/someone@companya.e2e.test?Protocol=AutodiscoverV1&RedirectCount=1"
+    http_expect GET "$m365/e2e@xn--bcher-kva.e2e.test?Protocol=AutodiscoverV1" 127.0.10.20 302
+    http_expect GET "$m365/e2e@sub.cloud.e2e.test?Protocol=AutodiscoverV1" 127.0.10.20 302
+    http_expect GET "$m365/e2e@cloud.e2e.test" 127.0.10.20 400 "Content-Type: application/json"
+    http_expect GET "$m365/e2e@cloud.e2e.test?Protocol=Rest" 127.0.10.20 400
+    local eo=https://outlook.office365.com/autodiscover/autodiscover.xml
+    http_expect POST "$eo" 127.0.10.20 401 "WWW-Authenticate: Bearer" 'WWW-Authenticate: Basic realm="' \
+        "X-OAuth-Enabled: True" "X-SOAP-Enabled: True"
+    http_expect POST https://autodiscover-s.outlook.com/Autodiscover/Autodiscover.xml 127.0.10.20 401 \
+        "WWW-Authenticate: Bearer" "X-SOAP-Enabled: True"
+    http_expect GET https://autodiscover.outlook.com/AUTODISCOVER/AUTODISCOVER.XML 127.0.10.20 401 "WWW-Authenticate: Basic"
+    http_expect POST https://outlook.office365.com/EWS/Exchange.asmx 127.0.10.20 404
+    http_expect GET http://autodiscover.cloud.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.20 302 \
+        "Location: https://autodiscover-s.outlook.com/Autodiscover/Autodiscover.xml"
+    http_expect POST https://www.cloud.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.21 404
+    http_expect POST https://mail.hybrid.e2e.test/autodiscover/autodiscover.xml 127.0.10.22 401 \
+        "WWW-Authenticate: Negotiate" "WWW-Authenticate: NTLM" "X-SOAP-Enabled: True"
+    http_expect POST https://autodiscover.hybrid302.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.23 401 \
+        "WWW-Authenticate: NTLM" "X-OAuth-Enabled: True"
+    http_expect POST https://autodiscover.xn--bcher-kva.e2e.test/Autodiscover/Autodiscover.xml 127.0.10.28 401 \
+        "WWW-Authenticate: Negotiate"
+    http_expect GET http://aia.e2e.test/intermediate.der 127.0.10.26 200 "Content-Type: application/pkix-cert"
+    http_expect GET http://aia.e2e.test/root.key 127.0.10.26 404
+    http_expect GET http://aia.e2e.test/intermediate.key 127.0.10.26 404
+    refused_expect 127.0.10.22 80
+    refused_expect 127.0.10.26 443
+}
+
 infra_checks() {
     section "Infrastructure: DNS"
     dns_expect mail.companya.e2e.test A "127.0.10.1"
@@ -431,6 +586,8 @@ infra_checks() {
         "Location: http://mail.companya.e2e.test/Autodiscover/Autodiscover.xml"
     refused_expect 127.0.10.5 443
     refused_expect 127.0.10.1 80
+
+    infra_checks_microsoft365
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -527,6 +684,25 @@ check_cli() {
     py report --scenarios "$E2E/scenarios.json" --context "check --config.file" --exit-code "$rc" \
         seed-broken "$W/check-config-file.json" || true
 
+    section "check: Microsoft 365 left out by policy (a config whose defaults.steps omit microsoft365)"
+    py serve-config --scenarios "$E2E/scenarios.json" --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
+        --default-steps root_domain,autodiscover_domain,http_redirect,srv_record --out "$W/exporter-classic.yml" ||
+        fail "serve-config --default-steps"
+    while read -r name domain; do
+        rc=0
+        timeout 60 "$BIN" check "$domain" --config.file "$W/exporter-classic.yml" --output json \
+            >"$W/check-classic-$name.json" 2>"$W/check-classic-$name.err" || rc=$?
+        py report --scenarios "$E2E/scenarios.json" --context "check classic" --variant classic --exit-code "$rc" \
+            "$name" "$W/check-classic-$name.json" || true
+    done < <(scenario_list classic)
+
+    section "check: an international domain's address, in Unicode"
+    rc=0
+    timeout 60 "$BIN" check 'someone@bücher.e2e.test' --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
+        --output json >"$W/check-idn-address.json" 2>"$W/check-idn-address.err" || rc=$?
+    py report --scenarios "$E2E/scenarios.json" --context "check address" --address 'someone@bücher.e2e.test' \
+        --exit-code "$rc" idn "$W/check-idn-address.json" || true
+
     section "check: unreachable resolver"
     rc=0
     timeout 60 "$BIN" check nothing.e2e.test --nameserver "$DEAD_DNS" --ca-file "$W/pki/root.pem" --output json \
@@ -544,11 +720,21 @@ check_cli() {
     check "check --output text has no colour codes when stdout is not a terminal" no_escape "$W/check-text.out"
     timeout 60 "$BIN" check nothing.e2e.test --nameserver "$DNS" --output text >"$W/check-text-nothing.out" 2>&1 || true
     check "check --output text for nothing.e2e.test says not found" grep -qiE 'not.found' "$W/check-text-nothing.out"
+    rc=0
+    timeout 60 "$BIN" check cloud.e2e.test --nameserver "$DNS" --ca-file "$W/pki/root.pem" --output text \
+        >"$W/check-text-cloud.out" 2>&1 || rc=$?
+    if [[ $rc == 0 ]]; then pass "check --output text exits 0 for cloud.e2e.test (ok via Microsoft 365)"; else fail "check --output text for cloud.e2e.test exit $rc, want 0"; fi
+    check "check --output text for cloud.e2e.test names Microsoft 365" grep -qiE 'microsoft.?365' "$W/check-text-cloud.out"
+    check "check --output text for cloud.e2e.test names the Exchange Online endpoint" grep -qi 'outlook.office365.com' "$W/check-text-cloud.out"
+    timeout 60 "$BIN" check 'bücher.e2e.test' --nameserver "$DNS" --ca-file "$W/pki/root.pem" --output text \
+        >"$W/check-text-idn.out" 2>&1 || true
+    check "check --output text for bücher.e2e.test shows the domain in Unicode" grep -q 'bücher.e2e.test' "$W/check-text-idn.out"
 
     section "check: usage errors exit 2"
     local args
     for args in "check --no-such-flag companya.e2e.test" "check" "check companya.e2e.test --output yaml" \
-        "check companya.e2e.test --nameserver not-an-address" "check companya.e2e.test --config.file $W/missing.yml"; do
+        "check companya.e2e.test --nameserver not-an-address" "check companya.e2e.test --config.file $W/missing.yml" \
+        "check a..b.e2e.test" "check bad!name.e2e.test"; do
         rc=0
         # shellcheck disable=SC2086
         timeout 30 "$BIN" $args >"$W/usage.out" 2>&1 || rc=$?
@@ -562,6 +748,9 @@ check_config_cmd() {
     rc=0
     "$BIN" check-config "$W/exporter.yml" >"$W/check-config.out" 2>&1 || rc=$?
     if [[ $rc == 0 ]]; then pass "check-config on the suite's config"; else fail "check-config on the suite's config exits $rc: $(cat "$W/check-config.out")"; fi
+    rc=0
+    "$BIN" check-config "$W/exporter-classic.yml" >"$W/check-config.out" 2>&1 || rc=$?
+    if [[ $rc == 0 ]]; then pass "check-config on the suite's config with defaults.steps"; else fail "check-config on $W/exporter-classic.yml exits $rc: $(cat "$W/check-config.out")"; fi
 
     while IFS= read -r f; do
         if ! grep -q '^domains:' "$f"; then
@@ -598,7 +787,9 @@ check_config_cmd() {
 }
 
 metric_value() { # metric_value URL 'name{labels-substring}': first matching sample value
-    curl -s --max-time 10 "$1" | awk -v pat="$2" 'index($0, pat) == 1 {print $NF; exit}'
+    # awk reads to the end: leaving early would fail curl (exit 23) under pipefail once the
+    # exposition is larger than a pipe buffer.
+    curl -s --max-time 10 "$1" | awk -v pat="$2" '!found && index($0, pat) == 1 {print $NF; found = 1}'
 }
 
 all_probed() { # all_probed ADDR N: every configured domain has a probe timestamp
@@ -633,6 +824,11 @@ serve_checks() {
     check '/metrics: autodiscover_outcome{domain="companyb.e2e.test",...,outcome="certificate_prompt"} 1' \
         grep -qE '^autodiscover_outcome\{([^}]*,)?domain="companyb\.e2e\.test"[^}]*outcome="certificate_prompt"[^}]*\} 1(\.0)?$|^autodiscover_outcome\{([^}]*,)?outcome="certificate_prompt"[^}]*domain="companyb\.e2e\.test"[^}]*\} 1(\.0)?$' "$W/metrics.txt"
 
+    check '/metrics: autodiscover_outcome{domain="bücher.e2e.test",...,outcome="ok"} 1 (the domain as configured)' \
+        grep -qE '^autodiscover_outcome\{([^}]*,)?domain="bücher\.e2e\.test"[^}]*outcome="ok"[^}]*\} 1(\.0)?$|^autodiscover_outcome\{([^}]*,)?outcome="ok"[^}]*domain="bücher\.e2e\.test"[^}]*\} 1(\.0)?$' "$W/metrics.txt"
+    check '/metrics: autodiscover_step_reached{domain="cloud.e2e.test",...} 5 (microsoft365)' \
+        grep -qE '^autodiscover_step_reached\{([^}]*,)?domain="cloud\.e2e\.test"[^}]*\} 5(\.0)?$' "$W/metrics.txt"
+
     code=$(fetch "http://$EXPORTER/metrics" "$W/metrics.om" -D "$W/metrics.om.headers" \
         -H 'Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5')
     if [[ $code == 200 ]] && grep -qi '^content-type: application/openmetrics-text' "$W/metrics.om.headers" &&
@@ -652,6 +848,9 @@ serve_checks() {
     else
         fail "/probe?target=companyb.e2e.test&debug=true -> $code: $(head -c 300 "$W/probe-debug.txt")"
     fi
+    code=$(fetch "http://$EXPORTER/probe?target=$(urlencode 'bücher.e2e.test')" "$W/probe-idn.txt")
+    if [[ $code == 200 ]]; then pass "/probe?target=bücher.e2e.test (percent-encoded UTF-8) answers 200"; else fail "/probe?target=bücher.e2e.test answers $code"; fi
+    py probe-metrics --scenarios "$E2E/scenarios.json" --pki "$W/pki" 'bücher.e2e.test' "$W/probe-idn.txt" || true
     code=$(http_code "http://$EXPORTER/probe?target=unconfigured.e2e.test")
     if [[ $code == 400 ]]; then pass "/probe of an unconfigured target answers 400"; else fail "/probe?target=unconfigured.e2e.test answers $code, want 400"; fi
     code=$(http_code "http://$EXPORTER/probe")
@@ -665,7 +864,7 @@ serve_checks() {
 
     local name domain
     while read -r name domain; do
-        code=$(fetch "http://$EXPORTER/domains/$domain" "$W/domain-$name.json" -H 'Accept: application/json')
+        code=$(fetch "http://$EXPORTER/domains/$(urlencode "$domain")" "$W/domain-$name.json" -H 'Accept: application/json')
         if [[ $code != 200 ]]; then
             fail "/domains/$domain (JSON) answers $code"
             continue
@@ -796,6 +995,8 @@ good_reload() {
 prometheus_checks() {
     section "Prometheus: scrape, rules, dashboards"
     py prom-wait --prom "http://$PROM" --tries 30 --sleep 1 'up{job="autodiscover"} == 1' || true
+    py prom-wait --prom "http://$PROM" --tries 10 --sleep 1 'autodiscover_outcome{domain="bücher.e2e.test",outcome="ok"} == 1' || true
+    py prom-wait --prom "http://$PROM" --tries 10 --sleep 1 'autodiscover_step_reached{domain="cloud.e2e.test"} == 5' || true
     # Let rate() windows and the rule evaluations see a few samples.
     local wait_s=$((PROM_SINCE + 30 - $(date +%s)))
     if [[ $wait_s -gt 0 ]]; then sleep "$wait_s"; fi
@@ -814,6 +1015,103 @@ prometheus_checks() {
 }
 
 # ------------------------------------------------------------------------------------------------
+# History of changes, DNS delegation, and the pages in a browser (dns/delegation-*.conf,
+# browser.py). The world change moves companyc to new name servers as it loses its SRV record.
+
+history_config() { # the exporter keeps its history in the work dir
+    printf 'storage:\n  path: %s\n  retention: 7d\n' "$W/history.db" >>"$W/exporter.yml"
+}
+
+history_has_change() { # history_has_change ADDR DOMAIN KIND: the domain's timeline has a change of KIND
+    curl -s --max-time 5 -H 'Accept: application/json' "http://$1/domains/$2" |
+        "$PY" -c 'import json, sys
+d = json.load(sys.stdin) or {}
+sys.exit(0 if any(c.get("kind") == sys.argv[1] for c in d.get("history") or []) else 1)' "$3"
+}
+
+history_checks() {
+    section "History: the DNS provider change in the timeline, the metrics and the log"
+    local d=companyc.e2e.test v
+    if wait_until 60 1 history_has_change "$EXPORTER" "$d" verdict; then
+        pass "/domains/$d lists the verdict change in its history"
+    else
+        fail "/domains/$d has no verdict change in its history within 60s"
+    fi
+    fetch "http://$EXPORTER/domains/$d" "$W/history-$d.json" -H 'Accept: application/json' >/dev/null
+    "$PY" - "$W/history-$d.json" >"$W/history.out" 2>&1 <<'PY' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+h = d.get("history") or []
+def has(kind, before=None, after=None):
+    return any(c["kind"] == kind and (before is None or c["before"] == before)
+               and (after is None or c["after"] == after) for c in h)
+checks = [
+    (has("nameservers", "ns1.old-dns.example,ns2.old-dns.example", "ns1.new-dns.example,ns2.new-dns.example"),
+     "history: NS changed from the old provider's name servers to the new one's"),
+    (has("soa_serial", "2024010101", "2026113001"), "history: SOA serial 2024010101 -> 2026113001"),
+    (has("srv_records", after=""), "history: SRV record lost"),
+    (has("verdict", "redirect_prompt", "not_found"), "history: verdict redirect_prompt -> not_found"),
+    (isinstance(d.get("delegation_changed_at"), int), "JSON: delegation_changed_at is set"),
+    (any(f["code"] == "regressed_after_delegation_change" for f in d.get("findings") or []),
+     "finding regressed_after_delegation_change links the regression to the NS change"),
+    ((d.get("delegation") or {}).get("nameservers") == ["ns1.new-dns.example", "ns2.new-dns.example"],
+     "report: delegation.nameservers is the new NS set"),
+]
+for ok, what in checks:
+    print(("PASS: " if ok else "FAIL: ") + what + ("" if ok else f" -- {json.dumps(h)[:600]}"))
+PY
+    cat "$W/history.out"
+    cat "$W/history.out" >>"$RESULTS"
+    curl -s --max-time 10 "http://$EXPORTER/metrics" >"$W/metrics-history.txt"
+    check "/metrics: autodiscover_domain_nameservers_info of $d names the new name servers" \
+        grep -qE "^autodiscover_domain_nameservers_info\{[^}]*domain=\"$d\"[^}]*nameservers=\"ns1.new-dns.example,ns2.new-dns.example\"" "$W/metrics-history.txt"
+    check "/metrics: autodiscover_domain_soa_serial of $d is 2026113001" \
+        grep -qE "^autodiscover_domain_soa_serial\{[^}]*domain=\"$d\"[^}]*\} 2026113001$" "$W/metrics-history.txt"
+    check "/metrics: autodiscover_domain_delegation_changed_timestamp_seconds of $d" \
+        grep -qE "^autodiscover_domain_delegation_changed_timestamp_seconds\{[^}]*domain=\"$d\"" "$W/metrics-history.txt"
+    check "/metrics: no delegation change for companya.e2e.test" \
+        bash -c "! grep -qE '^autodiscover_domain_delegation_changed_timestamp_seconds\\{[^}]*domain=\"companya.e2e.test\"' '$W/metrics-history.txt'"
+    check "/metrics: autodiscover_regressed_after_delegation_change of $d is 1" \
+        grep -qE "^autodiscover_regressed_after_delegation_change\{[^}]*domain=\"$d\"[^}]*\} 1$" "$W/metrics-history.txt"
+    v=$(metric_value "http://$EXPORTER/metrics" "autodiscover_exporter_history_writable ")
+    if num_eq "$v" 1; then pass "autodiscover_exporter_history_writable 1"; else fail "autodiscover_exporter_history_writable is '$v'"; fi
+    check "the log has the verdict change of $d at info level, with before and after" \
+        grep -qE "level=info msg=\"verdict changed\" domain=$d before=redirect_prompt after=not_found" "$W/exporter.log"
+    check "the history file exists" test -s "$W/history.db"
+
+    section "History: a second exporter on the same file knows the change"
+    start_exporter history-restart "$SHARD1"
+    if wait_until 100 0.2 http_ok "http://$SHARD1/-/ready" && wait_until 60 0.5 history_has_change "$SHARD1" "$d" nameservers; then
+        pass "a freshly started exporter shows the NS change of $d from the history file"
+    else
+        fail "a freshly started exporter does not show the NS change of $d (see $W/history-restart.log)"
+    fi
+    stop_exporter history-restart
+
+    browser_checks
+}
+
+browser_checks() {
+    section "Status and domain pages in headless Chromium (1400x900 and 390x844)"
+    local need=()
+    command -v chromium >/dev/null || need+=(chromium)
+    "$PY" -c 'import websocket' 2>/dev/null || need+=(python3-websocket)
+    if ((${#need[@]})); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >"$W/apt-browser.log" 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >>"$W/apt-browser.log" 2>&1; } ||
+            { fail "cannot install ${need[*]} (see $W/apt-browser.log)"; return; }
+    fi
+    mkdir -p "$E2E/artifacts"
+    local rc=0
+    timeout 300 "$PY" "$E2E/browser.py" --url "http://$EXPORTER" --out "$E2E/artifacts" --changed companyc.e2e.test \
+        --changed-verdict not_found --customer CompanyB --profile-dir "$W" >"$W/browser.out" 2>&1 || rc=$?
+    cat "$W/browser.out"
+    cat "$W/browser.out" >>"$RESULTS"
+    if [[ $rc == 124 ]]; then fail "browser.py timed out"; fi
+    pass "screenshots kept in $E2E/artifacts"
+}
+
+# ------------------------------------------------------------------------------------------------
 # Main
 
 main() {
@@ -823,6 +1121,7 @@ main() {
     touch "$STATE"
     kill_leftovers
     install_packages
+    services_install
     W=$(mktemp -d /tmp/autodiscover-e2e.XXXXXX)
     RESULTS=$W/results.log
     : >"$RESULTS"
@@ -839,14 +1138,18 @@ main() {
     section "Test PKI"
     "$E2E/pki.sh" "$W/pki" || die "pki.sh"
     pass "root CA, intermediate CA and leaves issued in $W/pki"
+    services_pki
+    services_files
 
     section "Servers"
     write_dns_config initial
     start_dns
     pass "dnsmasq answers on $DNS"
     start_nginx
-    pass "nginx serves 127.0.10.1-11"
+    pass "nginx serves 127.0.10.1-11 and 127.0.10.20-28"
+    start_dovecot
     infra_checks
+    services_infra_checks
     classify_alerts
     promtool_rules
 
@@ -863,6 +1166,8 @@ main() {
 
     py serve-config --scenarios "$E2E/scenarios.json" --nameserver "$DNS" --ca-file "$W/pki/root.pem" \
         --out "$W/exporter.yml" || die "serve-config"
+    services_config
+    history_config
     check_cli
     check_config_cmd
 
@@ -875,10 +1180,12 @@ main() {
     fi
     start_prometheus "$EXPORTER" autodiscover
     serve_checks
+    services_checks
     shard_checks
     web_config_checks
     demo_checks
     world_change
+    history_checks
     bad_reload
     prometheus_checks
     good_reload

@@ -4,10 +4,25 @@
     python3 examples/kubernetes/gen-prometheusrule.py          # (re)write prometheusrule.yaml
     python3 examples/kubernetes/gen-prometheusrule.py --check  # exit 1 if it is out of date
 
+Your own runbook and job name, for your deployment (the shipped files keep the defaults):
+
+    python3 examples/kubernetes/gen-prometheusrule.py \
+        --runbook-base-url https://wiki.example.net/runbooks/autodiscover \
+        --job autodiscover-exporter \
+        --output my-prometheusrule.yaml          # a PrometheusRule
+    python3 examples/kubernetes/gen-prometheusrule.py --runbook-base-url URL \
+        --plain --output /etc/prometheus/rules/autodiscover.rules.yml   # a plain rule file
+
+--runbook-base-url replaces the README link of every runbook_url: an alert's link becomes
+URL#<alertname in lower case> (URL ending in "/" gives URL<alertname in lower case>).
+--job replaces job="autodiscover" in the exporter-down rule. Links to the exporter's own
+pages (the status_page annotation) come from its --web.external-url at run time.
+
 The rule file's `groups:` document is copied verbatim (comments included), indented under
 `spec:` of a Prometheus Operator PrometheusRule, so the Kubernetes rules never drift from
 the rules that `promtool test rules` covers. Standard library only.
 """
+import re
 import sys
 from pathlib import Path
 
@@ -39,9 +54,48 @@ def render(rules_text):
     return HEADER + "\n".join(body).rstrip("\n") + "\n"
 
 
+DEFAULT_RUNBOOK = "https://github.com/autodiscover-exporter/autodiscover-exporter/blob/main/README.md#"
+
+
+def customise(text, runbook_base=None, job=None):
+    if runbook_base:
+        if runbook_base.endswith("/"):
+            text = text.replace(DEFAULT_RUNBOOK, runbook_base)
+        else:
+            text = text.replace(DEFAULT_RUNBOOK, runbook_base.rstrip("#") + "#")
+    if job:
+        text = re.sub(r'job="autodiscover"', f'job="{job}"', text)
+        text = text.replace("(job autodiscover)", f"(job {job})")
+    return text
+
+
+def option(argv, name):
+    if name in argv:
+        index = argv.index(name)
+        if index + 1 < len(argv):
+            return argv[index + 1]
+        raise SystemExit(f"{name} needs a value")
+    return None
+
+
 def main(argv):
-    generated = render(RULES.read_text())
-    if "--check" in argv[1:]:
+    args = argv[1:]
+    runbook = option(args, "--runbook-base-url")
+    job = option(args, "--job")
+    output = option(args, "--output")
+    source = customise(RULES.read_text(), runbook, job)
+    if "--plain" in args:
+        if not output:
+            raise SystemExit("--plain needs --output FILE")
+        Path(output).write_text(source)
+        print(f"wrote {output}")
+        return 0
+    generated = render(source)
+    if output:
+        Path(output).write_text(generated)
+        print(f"wrote {output}")
+        return 0
+    if "--check" in args:
         current = OUTPUT.read_text() if OUTPUT.exists() else ""
         if current != generated:
             print(f"{OUTPUT} is out of date: run {Path(argv[0]).name}", file=sys.stderr)

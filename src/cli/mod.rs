@@ -72,6 +72,10 @@ pub struct ServeArgs {
         value_parser = parse_grace_period
     )]
     pub shutdown_grace: Duration,
+    /// The URL users reach the exporter at (behind a proxy, an ingress): links on the status
+    /// page and in alerts use it. Empty: relative links.
+    #[arg(long = "web.external-url", default_value = "", value_parser = parse_external_url)]
+    pub external_url: String,
     /// Log level.
     #[arg(long = "log.level", default_value = "info", value_enum)]
     pub log_level: LogLevel,
@@ -117,6 +121,32 @@ pub struct DemoArgs {
     /// Output format of `--check`.
     #[arg(long = "output", default_value = "text", value_enum)]
     pub output: Output,
+    /// After this long, companyc.example moves to a new DNS provider and loses its SRV record
+    /// (the seed's story, for the timeline); 0 keeps the world as it is.
+    #[arg(long = "story-after", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub story_after: Duration,
+    /// The URL users reach the demo at (links on the status page).
+    #[arg(long = "web.external-url", default_value = "", value_parser = parse_external_url)]
+    pub external_url: String,
+}
+
+/// An http(s) URL without query or fragment, or empty.
+fn parse_external_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "{text:?} must be an http or https URL without query, e.g. https://autodiscover.example.net/exporter"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// `check` output formats.

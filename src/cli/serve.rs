@@ -4,7 +4,7 @@ use super::{EXIT_CANNOT_RUN, ServeArgs, init_logging, parse_listen_address};
 use crate::config::Config;
 use crate::exporter::web::WebOptions;
 use crate::exporter::web_config::WebConfig;
-use crate::exporter::{ConfigSource, Exporter, ProberFactory, web};
+use crate::exporter::{ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions, web};
 use crate::net::connect::DirectConnector;
 use crate::net::dns::Dns;
 use crate::net::tls::TlsTrust;
@@ -47,7 +47,12 @@ async fn start(args: ServeArgs) -> Result<(), String> {
         microsoft365.reconfigure(config.microsoft365.clone());
         Ok(network_prober(config)?.with_microsoft365(microsoft365.clone()))
     });
-    let exporter = Exporter::start(ConfigSource::File(path), factory, args.shard)?;
+    let options = StartOptions {
+        shard: args.shard,
+        history: HistoryLocation::Configured,
+        external_url: args.external_url.clone(),
+    };
+    let exporter = Exporter::start_with(ConfigSource::File(path), factory, options)?;
     let listener = bind(address).await?;
     tracing::info!(
         address = %address,

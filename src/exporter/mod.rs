@@ -1,5 +1,6 @@
 //! The long-running exporter: configuration and reloads, background probing, on-demand probes.
 
+pub mod history;
 pub mod process;
 pub mod scheduler;
 pub mod self_metrics;
@@ -12,7 +13,9 @@ use crate::diagnose::{self, Expectations};
 use crate::model::address::ProbeTarget;
 use crate::model::report::ProbeReport;
 use crate::probe::{ProbeOptions, Prober};
+use crate::render::html::ReloadFailure;
 use futures_util::future::{self, BoxFuture, FutureExt};
+use history::History;
 use scheduler::{Scheduler, fnv1a};
 use self_metrics::SelfMetrics;
 use std::collections::HashMap;
@@ -41,12 +44,40 @@ pub enum ConfigSource {
     Fixed(Box<Config>),
 }
 
+/// Where the history of changes is kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HistoryLocation {
+    /// `storage.path` of the configuration (by default a file in the working directory).
+    #[default]
+    Configured,
+    /// In memory, gone at exit (`demo`, tests).
+    Memory,
+}
+
+/// How the exporter runs, beyond its configuration file.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// `--shard I/N`: probe only this share of the domains.
+    pub shard: Option<(u32, u32)>,
+    /// Where the history lives.
+    pub history: HistoryLocation,
+    /// `--web.external-url`: the URL users reach the exporter at (links in pages and alerts),
+    /// without a trailing slash; empty for relative links.
+    pub external_url: String,
+}
+
 /// State shared by the scheduler's tasks and the web handlers.
 pub struct Shared {
     /// Latest results.
     pub store: Store,
     /// The exporter's own metrics.
     pub metrics: SelfMetrics,
+    /// The history of changes.
+    pub history: History,
+    /// The URL users reach the exporter at, without a trailing slash (may be empty).
+    pub external_url: String,
+    /// The latest configuration reload, when it failed (for the pages' banner).
+    reload_failure: RwLock<Option<ReloadFailure>>,
     prober: RwLock<Arc<Prober>>,
     semaphore: RwLock<Arc<Semaphore>>,
     config: RwLock<Arc<Config>>,
@@ -76,6 +107,21 @@ impl Shared {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The latest configuration reload, when it failed.
+    pub fn reload_failure(&self) -> Option<ReloadFailure> {
+        self.reload_failure
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_reload_failure(&self, failure: Option<ReloadFailure>) {
+        *self
+            .reload_failure
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = failure;
     }
 
     /// The first configuration is loaded and probing has started.
@@ -132,17 +178,41 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// Loads the configuration and starts probing. The first load must succeed.
+    /// Loads the configuration and starts probing, with the history in memory (tests,
+    /// embedding). `serve` uses [`Self::start_with`] and the configured history file.
     pub fn start(
         source: ConfigSource,
         factory: ProberFactory,
         shard: Option<(u32, u32)>,
     ) -> Result<Arc<Self>, String> {
+        let options = StartOptions {
+            shard,
+            history: HistoryLocation::Memory,
+            external_url: String::new(),
+        };
+        Self::start_with(source, factory, options)
+    }
+
+    /// Loads the configuration, opens the history and starts probing. The first load must
+    /// succeed; a history that cannot be opened is logged and probing goes on without it.
+    pub fn start_with(
+        source: ConfigSource,
+        factory: ProberFactory,
+        options: StartOptions,
+    ) -> Result<Arc<Self>, String> {
         let config = load(&source)?;
         let prober = factory(&config)?;
+        let shard = options.shard;
+        let history = open_history(&config, &options);
+        let mut metrics = SelfMetrics::new();
+        metrics.set_external_url(options.external_url.trim_end_matches('/'));
+        metrics.watch_history(history.clone());
         let shared = Arc::new(Shared {
             store: Store::default(),
-            metrics: SelfMetrics::new(),
+            metrics,
+            history,
+            external_url: options.external_url.trim_end_matches('/').to_owned(),
+            reload_failure: RwLock::new(None),
             prober: RwLock::new(Arc::new(prober)),
             semaphore: RwLock::new(Arc::new(Semaphore::new(config.concurrency))),
             config: RwLock::new(Arc::new(config.clone())),
@@ -178,12 +248,20 @@ impl Exporter {
         });
         match result {
             Ok((config, prober)) => {
+                if config.storage != self.shared.config().storage {
+                    tracing::warn!("storage settings changed: they take effect at the next start");
+                }
                 let count = self.apply(config, Some(prober));
+                self.shared.set_reload_failure(None);
                 tracing::info!(domains = count, "configuration reloaded");
                 Ok(count)
             }
             Err(error) => {
                 self.shared.metrics.config_loaded(false, 0);
+                self.shared.set_reload_failure(Some(ReloadFailure {
+                    at: crate::net::tls::unix_now(),
+                    error: error.clone(),
+                }));
                 tracing::error!(%error, "configuration reload failed; keeping the running configuration");
                 Err(error)
             }
@@ -322,6 +400,15 @@ impl Exporter {
         flight
     }
 
+    /// Has the background task of a configured `domain` probe it now; false when the domain
+    /// is not configured (on this shard).
+    pub fn trigger_probe(&self, domain: &crate::model::address::Domain) -> bool {
+        self.scheduler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .probe_now(domain.ascii())
+    }
+
     /// Stops background probing.
     pub fn stop(&self) {
         self.scheduler
@@ -362,6 +449,24 @@ async fn probe_within(
     drop(permit);
     report.findings = diagnose::explain(&report, &entry.expect);
     Ok(Arc::new(report))
+}
+
+fn open_history(config: &Config, options: &StartOptions) -> History {
+    let storage = &config.storage;
+    let path = match options.history {
+        HistoryLocation::Memory => PathBuf::from(":memory:"),
+        HistoryLocation::Configured => storage.resolved_path(options.shard),
+    };
+    match History::open(&path, storage.retention, storage.max_events_per_domain) {
+        Ok(history) => {
+            tracing::info!(path = %path.display(), retention = %humantime::format_duration(storage.retention), "history opened");
+            history
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot open the history; probing goes on, changes are kept in memory only (autodiscover_exporter_history_writable 0)");
+            History::disabled()
+        }
+    }
 }
 
 fn load(source: &ConfigSource) -> Result<Config, String> {

@@ -1,5 +1,6 @@
 //! The exporter's own metrics (`autodiscover_exporter_*`) and the process metrics.
 
+use super::history::History;
 use super::process::ProcessCollector;
 use crate::model::step::Outcome;
 use crate::probe::microsoft365::Microsoft365Client;
@@ -10,7 +11,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
@@ -36,6 +37,39 @@ pub struct SelfMetrics {
     reload_successful: Gauge,
     reload_timestamp: Gauge<f64, AtomicU64>,
     microsoft365: Microsoft365Slot,
+    history: Arc<RwLock<Option<History>>>,
+}
+
+/// Exposes the state of the history database.
+#[derive(Debug)]
+struct HistoryCollector(Arc<RwLock<Option<History>>>);
+
+impl Collector for HistoryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let history = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(history) = history else {
+            return Ok(());
+        };
+        let family = encoder.encode_descriptor(
+            "autodiscover_exporter_history_writable",
+            "1 if the history database is open and its last write succeeded; 0 while changes are kept in memory only.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(history.writable())).encode(family)?;
+        let family = encoder.encode_descriptor(
+            "autodiscover_exporter_history_write_failures",
+            "Writes to the history database that failed.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(history.write_failures()).encode(family)?;
+        Ok(())
+    }
 }
 
 /// The Microsoft 365 client of the current prober, whose counters are exported.
@@ -120,8 +154,11 @@ impl SelfMetrics {
         registry.register_collector(Box::new(ProcessCollector));
         let microsoft365 = Microsoft365Slot::default();
         registry.register_collector(Box::new(Microsoft365Collector(microsoft365.clone())));
+        let history = Arc::new(RwLock::new(None));
+        registry.register_collector(Box::new(HistoryCollector(history.clone())));
         Self {
             microsoft365,
+            history,
             registry,
             domains,
             probes,
@@ -136,6 +173,21 @@ impl SelfMetrics {
             .microsoft365
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(client);
+    }
+
+    /// Exports `autodiscover_exporter_web_info{external_url}`: alert rules read it to link to
+    /// the domain pages of the replica that probes the domain.
+    pub fn set_external_url(&mut self, external_url: &str) {
+        self.registry.register(
+            "autodiscover_exporter_web",
+            "The URL users reach this exporter at (--web.external-url; empty when not set).",
+            Info::new(vec![("external_url", external_url.to_owned())]),
+        );
+    }
+
+    /// Exports the state of `history`.
+    pub fn watch_history(&self, history: History) {
+        *self.history.write().unwrap_or_else(PoisonError::into_inner) = Some(history);
     }
 
     /// Counts a finished probe.

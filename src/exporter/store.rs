@@ -3,6 +3,7 @@
 
 use crate::config::DomainConfig;
 use crate::model::address::Domain;
+use crate::model::history::{Change, DomainMemory};
 use crate::model::report::ProbeReport;
 use crate::render::html::DomainView;
 use crate::render::metrics::{self, DomainSamples};
@@ -25,17 +26,23 @@ impl DomainEntry {
             domain: &self.config.domain,
             labels: &self.config.labels,
             report: self.latest.as_ref().map(|l| &l.report),
+            memory: self.latest.as_ref().map(|l| &l.memory),
+            timeline: self.latest.as_ref().map_or(&[], |l| l.timeline.as_slice()),
         }
     }
 }
 
-/// A finished probe and its rendered samples.
+/// A finished probe, what the history knows of the domain, and the rendered samples.
 #[derive(Debug)]
 pub struct Latest {
     /// The report.
     pub report: ProbeReport,
     /// Its metric lines.
     pub samples: DomainSamples,
+    /// The domain's state and its latest delegation change.
+    pub memory: DomainMemory,
+    /// The latest changes, oldest first.
+    pub timeline: Vec<Change>,
 }
 
 /// All domains, by name.
@@ -69,7 +76,12 @@ impl Store {
                 if old.config.labels == config.labels && old.config.interval == config.interval {
                     Some(latest)
                 } else {
-                    Some(Arc::new(render(config, latest.report.clone())))
+                    Some(Arc::new(render_with_history(
+                        config,
+                        latest.report.clone(),
+                        latest.memory.clone(),
+                        latest.timeline.clone(),
+                    )))
                 }
             });
             next.insert(
@@ -85,7 +97,18 @@ impl Store {
 
     /// Records a finished probe, unless the domain was removed (or reconfigured) meanwhile.
     pub fn record(&self, config: &Arc<DomainConfig>, report: ProbeReport) {
-        let latest = Arc::new(render(config, report));
+        self.record_with_history(config, report, DomainMemory::default(), Vec::new());
+    }
+
+    /// Records a finished probe with what the history knows of the domain.
+    pub fn record_with_history(
+        &self,
+        config: &Arc<DomainConfig>,
+        report: ProbeReport,
+        memory: DomainMemory,
+        timeline: Vec<Change>,
+    ) {
+        let latest = Arc::new(render_with_history(config, report, memory, timeline));
         let mut map = self.write();
         if let Some(entry) = map.get_mut(&config.domain)
             && Arc::ptr_eq(&entry.config, config)
@@ -137,9 +160,24 @@ pub fn exposition(
     out
 }
 
-/// Renders a report's samples with the domain's labels.
+/// Renders a report's samples with the domain's labels (no history).
 pub fn render(config: &DomainConfig, report: ProbeReport) -> Latest {
+    render_with_history(config, report, DomainMemory::default(), Vec::new())
+}
+
+/// Renders a report's samples with the domain's labels and what the history knows of it.
+pub fn render_with_history(
+    config: &DomainConfig,
+    report: ProbeReport,
+    memory: DomainMemory,
+    timeline: Vec<Change>,
+) -> Latest {
     let labels = metrics::domain_labels(config.domain.display(), &config.labels);
-    let samples = metrics::render_domain(&report, &labels, config.interval);
-    Latest { report, samples }
+    let samples = metrics::render_domain_with_history(&report, &labels, config.interval, &memory);
+    Latest {
+        report,
+        samples,
+        memory,
+        timeline,
+    }
 }

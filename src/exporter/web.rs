@@ -1,19 +1,19 @@
 //! The HTTP server: `/metrics`, `/probe`, `/`, `/domains/D`, `/-/reload`, `/-/healthy`,
 //! `/-/ready`. The caller binds the listener, so tests serve on `127.0.0.1:0`.
 
-use super::store::DomainEntry;
+use super::store::{DomainEntry, Latest};
 use super::web_config::{Authorization, WebConfig};
 use super::{Exporter, ProbeRefusal};
 use crate::model::address::Domain;
 use crate::net::tls::unix_now;
-use crate::render::html::{self, DomainView};
+use crate::render::html::{self, DomainView, PageContext, StatusQuery};
 use crate::render::metrics::{self, Format};
 use crate::render::trace::{self, Colour};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -140,7 +140,8 @@ async fn handle(
         hyper::header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(policy) = HeaderValue::from_str(html::content_security_policy()) {
+    let policy = html::content_security_policy(&exporter.shared().external_url);
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
         headers.insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
     }
     if let Some(web) = &options.config {
@@ -237,7 +238,16 @@ async fn route(
                     response
                 }
                 Ok((report, config)) => {
-                    let latest = super::store::render(&config, report);
+                    // No history for an on-demand probe; a configured domain's memory still
+                    // gives the delegation change time.
+                    let memory = shared
+                        .store
+                        .get(&config.domain)
+                        .and_then(|e| e.latest)
+                        .map(|l| l.memory.clone())
+                        .unwrap_or_default();
+                    let latest =
+                        super::store::render_with_history(&config, report, memory, Vec::new());
                     let format = Format::negotiate(accept.as_deref());
                     let mut out = String::new();
                     metrics::write_domains(&mut out, format, std::iter::once(&latest.samples));
@@ -259,13 +269,28 @@ async fn route(
                 }
             }
         }
-        (Method::GET, "/") => {
+        (Method::GET | Method::HEAD, "/") => {
             let entries: Vec<_> = shared.store.read().values().cloned().collect();
             let views: Vec<DomainView<'_>> = entries.iter().map(DomainEntry::view).collect();
-            html_response(html::status_page(&views, unix_now()))
+            let status_query = StatusQuery::parse(&query);
+            if wants_json(accept.as_deref(), &query) {
+                let rows = html::status_summaries(&views, &status_query, &shared.external_url);
+                return json_response(&rows);
+            }
+            let reload_failure = shared.reload_failure();
+            let ctx = PageContext {
+                now: unix_now(),
+                base: &shared.external_url,
+                reload_failure: reload_failure.as_ref(),
+            };
+            html_response(html::status_page(&views, &status_query, &ctx))
         }
-        (Method::GET, p) if p.starts_with("/domains/") => {
-            let raw = &p["/domains/".len()..];
+        (method, p) if p.starts_with("/domains/") => {
+            let rest = &p["/domains/".len()..];
+            let (raw, action) = match rest.strip_suffix("/probe") {
+                Some(raw) => (raw, true),
+                None => (rest, false),
+            };
             let decoded = percent_decode(raw);
             let Some(entry) = Domain::parse(&decoded)
                 .ok()
@@ -276,28 +301,58 @@ async fn route(
                     &format!("{} is not a configured domain\n", decoded.escape_debug()),
                 );
             };
-            let wants_json = accept
-                .as_deref()
-                .is_some_and(|a| a.contains("application/json"))
-                || query.iter().any(|(k, v)| k == "format" && v == "json");
-            if wants_json {
-                return match &entry.latest {
-                    Some(latest) => match serde_json::to_string_pretty(&latest.report) {
-                        Ok(json) => with_type(
-                            Response::new(Full::new(Bytes::from(json))),
-                            "application/json",
-                        ),
-                        Err(error) => {
-                            text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"))
-                        }
-                    },
-                    None => with_type(
+            let page = format!(
+                "{}/domains/{}",
+                shared.external_url,
+                html::url_encode(entry.config.domain.display())
+            );
+            if action {
+                if method != Method::POST {
+                    return text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "use POST to probe now (the button on the domain's page)\n",
+                    );
+                }
+                if is_cross_origin(request.headers())
+                    && !is_external_origin(request.headers(), &shared.external_url)
+                {
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "cross-origin probe refused: the Origin header names another site\n",
+                    );
+                }
+                probe_and_wait(exporter, &entry).await;
+                let mut response = text(StatusCode::SEE_OTHER, "probed; see the domain's page\n");
+                if let Ok(location) = HeaderValue::from_str(&page) {
+                    response.headers_mut().insert(LOCATION, location);
+                }
+                return response;
+            }
+            if !matches!(method, Method::GET | Method::HEAD) {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+            }
+            if wants_json(accept.as_deref(), &query) {
+                let Some(latest) = &entry.latest else {
+                    return with_type(
                         Response::new(Full::new(Bytes::from_static(b"null"))),
                         "application/json",
+                    );
+                };
+                return match domain_json(latest) {
+                    Ok(json) => with_type(
+                        Response::new(Full::new(Bytes::from(json))),
+                        "application/json",
                     ),
+                    Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
                 };
             }
-            html_response(html::domain_page(&entry.view(), unix_now()))
+            let reload_failure = shared.reload_failure();
+            let ctx = PageContext {
+                now: unix_now(),
+                base: &shared.external_url,
+                reload_failure: reload_failure.as_ref(),
+            };
+            html_response(html::domain_page(&entry.view(), &ctx))
         }
         (Method::POST | Method::PUT, "/-/reload") if !options.enable_lifecycle => text(
             StatusCode::FORBIDDEN,
@@ -331,6 +386,65 @@ async fn route(
             }
         }
         _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+    }
+}
+
+/// `/domains/D` as JSON: the report, with the domain's latest changes as `history` (oldest
+/// first) and the time of its latest NS change.
+fn domain_json(latest: &Latest) -> Result<String, serde_json::Error> {
+    let mut value = serde_json::to_value(&latest.report)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("history".into(), serde_json::to_value(&latest.timeline)?);
+        object.insert(
+            "delegation_changed_at".into(),
+            serde_json::to_value(latest.memory.delegation_change.as_ref().map(|c| c.at))?,
+        );
+        object.insert(
+            "last_change_at".into(),
+            serde_json::to_value(latest.memory.last_change_at)?,
+        );
+    }
+    serde_json::to_string_pretty(&value)
+}
+
+/// Asks the domain's task to probe now and waits (bounded by its probe timeout) until a newer
+/// result is in the store.
+async fn probe_and_wait(exporter: &Arc<Exporter>, entry: &DomainEntry) {
+    let shared = exporter.shared();
+    let before = entry.latest.as_ref().map(|l| l.report.started_at);
+    let started = unix_now();
+    if !exporter.trigger_probe(&entry.config.domain) {
+        return;
+    }
+    let limit = entry.config.probe.timeout + Duration::from_secs(5);
+    let _ = tokio::time::timeout(limit, async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = shared
+                .store
+                .get(&entry.config.domain)
+                .and_then(|e| e.latest)
+                .map(|l| l.report.started_at);
+            if now.is_some() && now != before && now >= Some(started - 1) {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+fn wants_json(accept: Option<&str>, query: &[(String, String)]) -> bool {
+    accept.is_some_and(|a| a.contains("application/json"))
+        || query.iter().any(|(k, v)| k == "format" && v == "json")
+}
+
+fn json_response<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_string(value) {
+        Ok(json) => with_type(
+            Response::new(Full::new(Bytes::from(json))),
+            "application/json",
+        ),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
     }
 }
 
@@ -386,6 +500,21 @@ fn is_cross_origin(headers: &hyper::HeaderMap) -> bool {
     !authority.eq_ignore_ascii_case(host.trim())
 }
 
+/// The request's `Origin` is the origin of `--web.external-url` (pages served behind a proxy
+/// post their forms there).
+fn is_external_origin(headers: &hyper::HeaderMap, external_url: &str) -> bool {
+    let Some(origin) = headers
+        .get(hyper::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return false;
+    };
+    url::Url::parse(external_url).is_ok_and(|external| {
+        let external = external.origin();
+        external.is_tuple() && external.ascii_serialization() == origin.trim_end_matches('/')
+    })
+}
+
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     query
         .map(|q| {
@@ -413,6 +542,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
+/// An HTML page; `handle` adds the Content-Security-Policy (every response carries it).
 fn html_response(body: String) -> Response<Full<Bytes>> {
     with_type(
         Response::new(Full::new(Bytes::from(body))),

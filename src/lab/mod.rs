@@ -3,6 +3,7 @@
 //! the production code talking real protocols to real servers.
 
 pub mod dns_server;
+pub mod mail;
 pub mod pki;
 pub mod scenarios;
 pub mod site;

@@ -1,10 +1,13 @@
 //! The catalogue of simulated domains: the seed's three companies and the classic failures.
 //! The same catalogue drives the integration tests and the `demo` command.
 
+use super::mail::MailBehaviour;
 use super::pki::{TestCa, Validity};
 use super::site::Behaviour;
 use super::world::{WorldBuilder, WorldError};
 use crate::model::step::{Outcome, StepId};
+use crate::net::mail::MailProtocol;
+use crate::protocol::pox;
 
 /// One simulated mail domain and what a probe must conclude about it.
 #[derive(Clone, Debug)]
@@ -21,7 +24,55 @@ pub struct Scenario {
     pub endpoint: Option<StepId>,
     /// Shown by `demo`.
     pub in_demo: bool,
+    /// The account the probe uses for this domain (the expected verdict is with it).
+    pub credentials: Option<LabAccount>,
 }
+
+/// A probe account of the simulated world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabAccount {
+    /// The username.
+    pub username: &'static str,
+    /// The password.
+    pub password: &'static str,
+}
+
+impl LabAccount {
+    /// Writes the account as a credentials file (mode 0600) named after `domain` in `dir`.
+    pub fn write_file(
+        &self,
+        dir: &std::path::Path,
+        domain: &str,
+    ) -> std::io::Result<std::path::PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{domain}.credentials.yml"));
+        // Written aside and renamed into place: concurrent probes never read half a file.
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = dir.join(format!(".{domain}.{}.{n}.partial", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)?;
+        writeln!(
+            file,
+            "username: \"{}\"\npassword: \"{}\"",
+            self.username, self.password
+        )?;
+        drop(file);
+        std::fs::rename(&partial, &path)?;
+        Ok(path)
+    }
+}
+
+/// The account of `ewsauth.example`'s Exchange (answers settings only to it).
+pub const EWSAUTH_ACCOUNT: LabAccount = LabAccount {
+    username: "probe@ewsauth.example",
+    password: "lab-only-password",
+};
 
 /// The shared Exchange host of CompanyA (the seed's SBS server).
 pub const EXCHANGE_HOST: &str = "webmail.companya.example";
@@ -36,6 +87,7 @@ pub fn catalogue() -> Vec<Scenario> {
         outcome,
         endpoint,
         in_demo,
+        credentials: None,
     };
     vec![
         s(
@@ -254,7 +306,86 @@ pub fn catalogue() -> Vec<Scenario> {
             Some(StepId::SrvRecord),
             false,
         ),
+        s(
+            "ewscert.example",
+            "Exchange answers settings; the EWS host it names is not on its certificate",
+            "Ewscert Ltd",
+            CertificatePrompt,
+            Some(StepId::AutodiscoverDomain),
+            true,
+        ),
+        Scenario {
+            credentials: Some(EWSAUTH_ACCOUNT),
+            ..s(
+                "ewsauth.example",
+                "Exchange answers settings to the probe's credentials; its EWS host is not on its certificate",
+                "Ewsauth Ltd",
+                CertificatePrompt,
+                Some(StepId::AutodiscoverDomain),
+                true,
+            )
+        },
+        s(
+            "mailhoster.example",
+            "IMAP/SMTP hoster: STARTTLS everywhere, SMTP 587 presents another name's certificate",
+            "Mailhoster Ltd",
+            CertificatePrompt,
+            Some(StepId::AutodiscoverDomain),
+            true,
+        ),
+        s(
+            "internalname.example",
+            "settings name EWS at an internal .local host",
+            "Internalname Ltd",
+            Ok,
+            Some(StepId::AutodiscoverDomain),
+            false,
+        ),
     ]
+}
+
+/// The settings of an Exchange server: EWS (and the availability service) on `ews_host`,
+/// Outlook Anywhere and the offline address book on `autodiscover_host`.
+fn exchange_settings(ews_host: &str, autodiscover_host: &str) -> String {
+    pox::settings_document(
+        "Probe",
+        &format!(
+            "<Protocol><Type>EXPR</Type><Server>{autodiscover_host}</Server><SSL>On</SSL>\
+             <AuthPackage>Negotiate</AuthPackage>\
+             <ASUrl>https://{ews_host}/EWS/Exchange.asmx</ASUrl>\
+             <EwsUrl>https://{ews_host}/EWS/Exchange.asmx</EwsUrl>\
+             <OABUrl>https://{autodiscover_host}/OAB/9d6b/</OABUrl></Protocol>"
+        ),
+    )
+    .replace(
+        "<User><DisplayName>",
+        "<User><AutoDiscoverSMTPAddress>@ADDRESS@</AutoDiscoverSMTPAddress><DisplayName>",
+    )
+}
+
+/// The domain whose DNS provider changes in the seed's story.
+pub const PROVIDER_CHANGE_DOMAIN: &str = "companyc.example";
+
+fn companyc_zone_before() -> String {
+    format!(
+        "@ IN SOA ns1.old-dns.example. hostmaster.old-dns.example. 2024010101 3600 600 86400 60\n\
+         @ NS ns1.old-dns.example.\n@ NS ns2.old-dns.example.\n\
+         www A 198.51.100.30\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."
+    )
+}
+
+/// The seed's story: the CEO moves companyc.example to a new DNS provider. The new zone has new
+/// name servers and serial, the provider's default web host on the bare domain (its certificate
+/// names only www), and no SRV record: a redirect prompt becomes a certificate prompt.
+/// Returns the zone and its records, for [`super::world::World::replace_zone`].
+pub fn provider_change() -> (&'static str, String) {
+    (
+        PROVIDER_CHANGE_DOMAIN,
+        "@ IN SOA ns1.new-dns.example. support.new-dns.example. 2026113001 3600 600 86400 60\n\
+         @ NS ns1.new-dns.example.\n@ NS ns2.new-dns.example.\n\
+         @ A 198.51.100.31\nwww A 198.51.100.31"
+            .to_owned(),
+    )
 }
 
 /// Builds the world serving every scenario of the catalogue.
@@ -285,11 +416,12 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
     w.https("198.51.100.20", companyb_site, Behaviour::WebSite);
     w.zone("companyb.example", &format!("@ A 198.51.100.20\nwww A 198.51.100.20\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."));
 
-    // The fix: the bare domain has no address; SRV leads to the Exchange host.
-    w.zone(
-        "companyc.example",
-        &format!("www A 198.51.100.30\n_autodiscover._tcp SRV 0 0 443 {EXCHANGE_HOST}."),
-    );
+    // The fix: the bare domain has no address; SRV leads to the Exchange host. Its zone is at
+    // the old DNS provider until `provider_change` moves it (the demo and the history tests).
+    w.zone("companyc.example", &companyc_zone_before());
+    // The new provider's web host, where its default zone points the bare domain.
+    let provider_site = issue(w.ca(), &["www.companyc.example"])?;
+    w.https("198.51.100.31", provider_site, Behaviour::WebSite);
 
     let expired = w.ca().issue(
         &["autodiscover.expired.example"],
@@ -498,6 +630,109 @@ pub fn world() -> Result<WorldBuilder, WorldError> {
     let munich = issue(w.ca(), &["autodiscover.xn--mnchen-3ya.example"])?;
     w.https("203.0.113.65", munich, Behaviour::Exchange);
     w.zone("xn--mnchen-3ya.example", "autodiscover A 203.0.113.65");
+
+    // After Autodiscover. One Exchange server answers for both names; its certificate lists
+    // only the autodiscover host, so EWS at mail.D prompts.
+    let ewscert = issue(w.ca(), &["autodiscover.ewscert.example"])?;
+    w.https(
+        "203.0.113.70",
+        ewscert,
+        Behaviour::Settings {
+            xml: exchange_settings("mail.ewscert.example", "autodiscover.ewscert.example"),
+        },
+    );
+    w.zone(
+        "ewscert.example",
+        "autodiscover A 203.0.113.70\nmail A 203.0.113.70",
+    );
+    let ewsauth = issue(w.ca(), &["autodiscover.ewsauth.example"])?;
+    w.https(
+        "203.0.113.71",
+        ewsauth,
+        Behaviour::SettingsWithCredentials {
+            username: EWSAUTH_ACCOUNT.username.into(),
+            password: EWSAUTH_ACCOUNT.password.into(),
+            xml: exchange_settings("mail.ewsauth.example", "autodiscover.ewsauth.example"),
+        },
+    );
+    w.zone(
+        "ewsauth.example",
+        "autodiscover A 203.0.113.71\nmail A 203.0.113.71",
+    );
+
+    // A mail hoster answering Autodiscover without authentication: IMAP and SMTP with
+    // STARTTLS, POP3 with implicit TLS; the SMTP server presents another host's certificate.
+    let hoster_autodiscover = issue(w.ca(), &["autodiscover.mailhoster.example"])?;
+    w.https(
+        "203.0.113.72",
+        hoster_autodiscover,
+        Behaviour::Settings {
+            xml: pox::settings_document(
+                "Probe",
+                "<Protocol><Type>IMAP</Type><Server>mail.mailhoster.example</Server><Port>143</Port>\
+                 <SPA>off</SPA><Encryption>TLS</Encryption><AuthRequired>on</AuthRequired></Protocol>\
+                 <Protocol><Type>POP3</Type><Server>mail.mailhoster.example</Server><Port>995</Port>\
+                 <SPA>off</SPA><SSL>on</SSL><AuthRequired>on</AuthRequired></Protocol>\
+                 <Protocol><Type>SMTP</Type><Server>smtp.mailhoster.example</Server><Port>587</Port>\
+                 <SPA>off</SPA><Encryption>TLS</Encryption><AuthRequired>on</AuthRequired>\
+                 <UsePOPAuth>on</UsePOPAuth></Protocol>",
+            ),
+        },
+    );
+    let hoster_mail = issue(w.ca(), &["mail.mailhoster.example"])?;
+    w.mail(
+        "203.0.113.73",
+        143,
+        hoster_mail.clone(),
+        MailBehaviour {
+            protocol: MailProtocol::Imap,
+            implicit_tls: false,
+            starttls: true,
+            fault: None,
+        },
+    );
+    w.mail(
+        "203.0.113.73",
+        995,
+        hoster_mail,
+        MailBehaviour {
+            protocol: MailProtocol::Pop3,
+            implicit_tls: true,
+            starttls: false,
+            fault: None,
+        },
+    );
+    let other_name = issue(w.ca(), &["mx.otherhoster.example"])?;
+    w.mail(
+        "203.0.113.74",
+        587,
+        other_name,
+        MailBehaviour {
+            protocol: MailProtocol::Smtp,
+            implicit_tls: false,
+            starttls: true,
+            fault: None,
+        },
+    );
+    w.zone(
+        "mailhoster.example",
+        "autodiscover A 203.0.113.72\nmail A 203.0.113.73\nsmtp A 203.0.113.74",
+    );
+
+    // Settings that send external clients to an internal name.
+    let internal = issue(w.ca(), &["autodiscover.internalname.example"])?;
+    w.https(
+        "203.0.113.75",
+        internal,
+        Behaviour::Settings {
+            xml: pox::settings_document(
+                "Probe",
+                "<Protocol><Type>EXPR</Type><Server>autodiscover.internalname.example</Server>\
+                 <EwsUrl>https://exch01.corp.local/EWS/Exchange.asmx</EwsUrl></Protocol>",
+            ),
+        },
+    );
+    w.zone("internalname.example", "autodiscover A 203.0.113.75");
 
     let broken = issue(w.ca(), &["autodiscover.brokenxml.example"])?;
     w.https("203.0.113.56", broken, Behaviour::BrokenXml);

@@ -23,10 +23,26 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Behaviour {
     /// Exchange: the Autodiscover path answers 401 with Negotiate and NTLM challenges and
-    /// Exchange's `X-*-Enabled` headers; everything else is 404.
+    /// Exchange's `X-*-Enabled` headers, so do EWS, OAB, MAPI and RPC; ECP sends browsers to the
+    /// sign-in page; everything else is 404.
     Exchange,
-    /// An Autodiscover service that answers without authentication (settings).
-    ExchangeSettings,
+    /// Exchange (or a hosted mail server) whose Autodiscover answers the POST with these
+    /// settings without authentication; the other paths as [`Behaviour::Exchange`].
+    Settings {
+        /// The settings document.
+        xml: String,
+    },
+    /// Exchange whose Autodiscover answers the POST with these settings only to Basic
+    /// authentication with this username and password (401 with Negotiate, NTLM and Basic
+    /// otherwise); the other paths as [`Behaviour::Exchange`].
+    SettingsWithCredentials {
+        /// The account.
+        username: String,
+        /// Its password.
+        password: String,
+        /// The settings document.
+        xml: String,
+    },
     /// A web site: 200 HTML on `/`, 404 on the Autodiscover path.
     WebSite,
     /// A parking page: 200 HTML on every path.
@@ -66,6 +82,12 @@ pub enum Behaviour {
     Microsoft365 {
         /// Known addresses (lower-case) and the POX URL the service names for each.
         known: Vec<(String, String)>,
+    },
+    /// Microsoft 365 throttling its JSON Autodiscover: 429 Too Many Requests with `Retry-After`
+    /// there, while the POX path still answers 401.
+    Microsoft365Throttling {
+        /// Seconds in `Retry-After`.
+        retry_after: u64,
     },
     /// The same bytes on every path (an AIA URL serving a certificate).
     File {
@@ -151,18 +173,55 @@ async fn answer(
     let path = request.uri().path().to_owned();
     let autodiscover_path = path.eq_ignore_ascii_case("/autodiscover/autodiscover.xml");
     let is_post = request.method() == hyper::Method::POST;
+    let authorization = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::probe::credentials::decode_basic);
+    let lower = path.to_ascii_lowercase();
+    let exchange_service = ["/ews/", "/oab/", "/mapi/", "/rpc/"]
+        .iter()
+        .any(|p| lower.starts_with(p));
+    let exchange_ecp = lower.starts_with("/ecp");
     // Read (and bound) the request body so the connection stays usable.
     let body = http_body_util::Limited::new(request.into_body(), 64 * 1024)
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let exchange_like = matches!(
+        &*behaviour,
+        Behaviour::Exchange
+            | Behaviour::Settings { .. }
+            | Behaviour::SettingsWithCredentials { .. }
+    );
     let response = match &*behaviour {
-        Behaviour::Exchange if autodiscover_path => exchange_challenge(),
-        Behaviour::ExchangeSettings if autodiscover_path && is_post => {
-            let address = pox::requested_address(&String::from_utf8_lossy(&body))
-                .unwrap_or_else(|| "unknown".into());
-            xml(pox::settings_response(&address, "mail.lab.example"))
+        _ if exchange_like && exchange_service => exchange_challenge(false),
+        _ if exchange_like && exchange_ecp => {
+            let mut response = status(StatusCode::FOUND);
+            response.headers_mut().insert(
+                hyper::header::LOCATION,
+                hyper::header::HeaderValue::from_static("/owa/auth/logon.aspx?url=/ecp/"),
+            );
+            response
+        }
+        Behaviour::Exchange if autodiscover_path => exchange_challenge(false),
+        Behaviour::Settings { xml: document } if autodiscover_path && is_post => {
+            xml(with_address(document, &body))
+        }
+        Behaviour::SettingsWithCredentials {
+            username,
+            password,
+            xml: document,
+        } if autodiscover_path => {
+            let authorized = authorization
+                .as_ref()
+                .is_some_and(|(u, p)| u == username && p.as_str() == password.as_str());
+            if authorized && is_post {
+                xml(with_address(document, &body))
+            } else {
+                exchange_challenge(true)
+            }
         }
         Behaviour::RedirectAddr { address } if autodiscover_path && is_post => xml(
             pox::redirect_response("redirectAddr", "RedirectAddr", address),
@@ -171,7 +230,8 @@ async fn answer(
             xml(pox::redirect_response("redirectUrl", "RedirectUrl", url))
         }
         Behaviour::Exchange
-        | Behaviour::ExchangeSettings
+        | Behaviour::Settings { .. }
+        | Behaviour::SettingsWithCredentials { .. }
         | Behaviour::RedirectAddr { .. }
         | Behaviour::RedirectUrl { .. } => status(StatusCode::NOT_FOUND),
         Behaviour::WebSite if !autodiscover_path => html(),
@@ -222,6 +282,14 @@ async fn answer(
             }
             response
         }
+        Behaviour::Microsoft365Throttling { .. } if autodiscover_path => microsoft365_challenge(),
+        Behaviour::Microsoft365Throttling { retry_after } => {
+            let mut response = status(StatusCode::TOO_MANY_REQUESTS);
+            response
+                .headers_mut()
+                .insert(hyper::header::RETRY_AFTER, (*retry_after).into());
+            response
+        }
         Behaviour::File { body } => {
             let mut response = Response::new(Full::new(Bytes::from(body.clone())).boxed());
             response.headers_mut().insert(
@@ -234,9 +302,22 @@ async fn answer(
     Ok(response)
 }
 
-fn exchange_challenge() -> Response<ResponseBody> {
+/// The settings document with `@ADDRESS@` replaced by the address the request asks for.
+fn with_address(document: &str, request: &[u8]) -> String {
+    let address = pox::requested_address(&String::from_utf8_lossy(request))
+        .unwrap_or_else(|| "unknown@lab.example".into());
+    document.replace("@ADDRESS@", &pox::escape(&address))
+}
+
+fn exchange_challenge(basic: bool) -> Response<ResponseBody> {
     let mut response = status(StatusCode::UNAUTHORIZED);
     let headers = response.headers_mut();
+    if basic {
+        headers.append(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Basic realm=\"lab\""),
+        );
+    }
     for (name, value) in [
         ("WWW-Authenticate", "Negotiate"),
         ("WWW-Authenticate", "NTLM"),

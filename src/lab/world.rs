@@ -2,6 +2,7 @@
 //! through a connector that maps the addresses DNS hands out to the servers' real sockets.
 
 use super::dns_server::{DnsServer, DnsServerError};
+use super::mail::{self, MailBehaviour};
 use super::pki::{PkiError, ServerIdentity, TestCa};
 use super::site::{self, Behaviour};
 use crate::net::connect::Connector;
@@ -53,6 +54,7 @@ pub struct WorldBuilder {
     ca: TestCa,
     zones: BTreeMap<String, String>,
     servers: Vec<(SocketAddr, Option<ServerIdentity>, Behaviour)>,
+    mail_servers: Vec<(SocketAddr, ServerIdentity, MailBehaviour)>,
     blackholes: Vec<SocketAddr>,
     errors: Vec<String>,
 }
@@ -64,6 +66,7 @@ impl WorldBuilder {
             ca: TestCa::new("Lab Root CA")?,
             zones: BTreeMap::new(),
             servers: Vec::new(),
+            mail_servers: Vec::new(),
             blackholes: Vec::new(),
             errors: Vec::new(),
         })
@@ -90,6 +93,23 @@ impl WorldBuilder {
     /// A plain HTTP server on `ip:80`.
     pub fn http(&mut self, ip: &str, behaviour: Behaviour) -> &mut Self {
         self.server(ip, 80, None, behaviour)
+    }
+
+    /// A simulated IMAP, POP3 or SMTP server on `ip:port`.
+    pub fn mail(
+        &mut self,
+        ip: &str,
+        port: u16,
+        identity: ServerIdentity,
+        behaviour: MailBehaviour,
+    ) -> &mut Self {
+        match ip.parse::<IpAddr>() {
+            Ok(ip) => self
+                .mail_servers
+                .push((SocketAddr::new(ip, port), identity, behaviour)),
+            Err(_) => self.errors.push(ip.to_owned()),
+        }
+        self
     }
 
     /// Connections to `ip:port` never complete (a firewall dropping packets).
@@ -137,6 +157,16 @@ impl WorldBuilder {
                 stop.clone(),
             )));
         }
+        for (address, identity, behaviour) in self.mail_servers {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            routes.insert(address, Route::Listener(listener.local_addr()?));
+            tasks.push(tokio::spawn(mail::serve(
+                listener,
+                identity,
+                behaviour,
+                stop.clone(),
+            )));
+        }
         for address in self.blackholes {
             routes.insert(address, Route::Blackhole);
         }
@@ -167,6 +197,11 @@ impl World {
     /// The DNS server's address.
     pub fn nameserver(&self) -> SocketAddr {
         self.dns.address()
+    }
+
+    /// Replaces every record of the zone `origin`, as a change of DNS provider would.
+    pub async fn replace_zone(&self, origin: &str, records: &str) -> Result<(), WorldError> {
+        Ok(self.dns.replace_zone(origin, records).await?)
     }
 
     /// The CA certificate, PEM.

@@ -155,6 +155,45 @@ pub struct SrvLookup {
     pub duration_seconds: f64,
 }
 
+/// At most this many NS names are kept from one answer (a delegation has 2 to 13).
+pub const MAX_NAMESERVERS: usize = 32;
+
+/// The SOA record of a zone, as far as a monitor cares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Soa {
+    /// The primary name server (MNAME), without the trailing dot.
+    pub primary: String,
+    /// The zone's serial number.
+    pub serial: u32,
+}
+
+/// The domain's delegation as the configured resolver answers it: its NS set and SOA.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// The NS answer.
+    pub ns_answer: DnsAnswer,
+    /// The NS names, lower case without the trailing dot, sorted, at most [`MAX_NAMESERVERS`].
+    pub nameservers: Vec<String>,
+    /// The SOA answer.
+    pub soa_answer: DnsAnswer,
+    /// The SOA record, when the domain is a zone apex and the server gave it.
+    pub soa: Option<Soa>,
+    /// Time spent on both lookups (they run concurrently).
+    pub duration_seconds: f64,
+}
+
+impl Delegation {
+    /// The NS set as one label value: sorted names joined by commas.
+    pub fn nameservers_joined(&self) -> String {
+        self.nameservers.join(",")
+    }
+
+    /// The NS set is known: the server answered with records, or said there are none.
+    pub fn nameservers_known(&self) -> bool {
+        matches!(self.ns_answer, DnsAnswer::Records { .. }) && !self.nameservers.is_empty()
+    }
+}
+
 /// How a TCP connection attempt ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -423,6 +462,20 @@ impl HttpMethod {
     }
 }
 
+/// Exchange's fingerprint headers (`X-SOAP-Enabled`, `X-OAuth-Enabled`, ...): an Autodiscover
+/// service that sends them is an Exchange server, not a web server asking for a password.
+pub fn is_exchange_fingerprint(header: &str) -> bool {
+    let name = header.to_ascii_lowercase();
+    name.starts_with("x-") && name.ends_with("-enabled")
+}
+
+/// Headers the probe keeps for the trace: the fingerprint headers and the front-end names.
+pub fn is_exchange_header(header: &str) -> bool {
+    is_exchange_fingerprint(header)
+        || header.eq_ignore_ascii_case("x-feserver")
+        || header.eq_ignore_ascii_case("x-owa-version")
+}
+
 /// One HTTP request and what came back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HttpExchange {
@@ -502,7 +555,7 @@ impl HttpExchange {
     pub fn looks_like_exchange(&self) -> bool {
         self.exchange_headers
             .iter()
-            .any(|(name, _)| name.to_ascii_lowercase().ends_with("-enabled"))
+            .any(|(name, _)| is_exchange_fingerprint(name))
     }
 }
 

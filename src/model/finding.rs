@@ -101,10 +101,30 @@ finding_codes! {
     RedirectPrompt = "redirect_prompt",
     /// The SRV record is missing while another step prompts.
     SrvTargetMissing = "srv_target_missing",
+    /// The server sends an incomplete chain that Windows completes from the AIA URL.
+    CertificateChainIncomplete = "certificate_chain_incomplete",
+    /// The mail domain does not exist in DNS.
+    DomainNotFound = "domain_not_found",
+    /// Microsoft 365 finds the mailbox; clients without that shortcut meet a worse verdict.
+    ClassicClientsAffected = "classic_clients_affected",
+    /// Microsoft 365 hosts the mailbox but autodiscover.D does not point at Microsoft.
+    AutodiscoverNotMicrosoft365 = "autodiscover_not_microsoft365",
     /// The endpoint host is not the expected one.
     UnexpectedEndpointHost = "unexpected_endpoint_host",
     /// The endpoint step is not the expected one.
     UnexpectedEndpointStep = "unexpected_endpoint_step",
+    /// A service endpoint named by the settings presents a certificate Outlook alerts on.
+    ServiceCertificatePrompt = "service_certificate_prompt",
+    /// A service endpoint named by the settings cannot be used (DNS, TCP, TLS, protocol).
+    ServiceUnavailable = "service_unavailable",
+    /// The endpoint answered 401 to the configured credentials.
+    CredentialsRejected = "credentials_rejected",
+    /// Credentials are configured but were not sent (a safety rule, an unreadable file).
+    CredentialsNotSent = "credentials_not_sent",
+    /// The settings name an internal host or a private address for use outside the network.
+    SettingsInternalName = "settings_internal_name",
+    /// The verdict got worse within 7 days of a change of the domain's name servers.
+    RegressedAfterDelegationChange = "regressed_after_delegation_change",
     /// The exporter ran out of file descriptors, buffer space or connection slots.
     LocalResourceExhausted = "local_resource_exhausted",
     /// A host publishes more addresses than a probe tries.
@@ -177,6 +197,16 @@ mod tests {
             "srv_target_missing",
             "unexpected_endpoint_host",
             "unexpected_endpoint_step",
+            "service_certificate_prompt",
+            "service_unavailable",
+            "credentials_rejected",
+            "credentials_not_sent",
+            "settings_internal_name",
+            "certificate_chain_incomplete",
+            "domain_not_found",
+            "classic_clients_affected",
+            "autodiscover_not_microsoft365",
+            "regressed_after_delegation_change",
             "local_resource_exhausted",
             "too_many_addresses",
             "srv_records_capped",

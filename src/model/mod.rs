@@ -4,7 +4,10 @@
 pub mod address;
 pub mod facts;
 pub mod finding;
+pub mod history;
+pub mod labels;
 pub mod pox;
 pub mod report;
+pub mod settings;
 pub mod step;
 pub mod text;

@@ -8,11 +8,8 @@ use serde::{Deserialize, Serialize};
 pub enum PoxResponse {
     /// `<Action>settings</Action>`: the configuration, the discovery is over.
     Settings {
-        /// The display name of the mailbox, when the server gave one.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        display_name: Option<String>,
-        /// The protocol sections (`EXCH`, `EXPR`, `WEB`, ...).
-        protocols: Vec<PoxProtocol>,
+        /// What the server announced.
+        settings: Settings,
     },
     /// `<Action>redirectAddr</Action>`: start over with another address.
     RedirectAddr {
@@ -33,16 +30,71 @@ pub enum PoxResponse {
     },
 }
 
-/// One `<Protocol>` section of a settings response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoxProtocol {
-    /// `EXCH`, `EXPR`, `WEB`, `EXHTTP`, ...
+/// A `settings` answer (outlook response schema 2006a), as announced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `User/DisplayName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `User/AutoDiscoverSMTPAddress`: the mailbox's primary address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autodiscover_smtp_address: Option<String>,
+    /// The `Account/Protocol` sections, in document order.
+    pub protocols: Vec<ProtocolSettings>,
+}
+
+/// One `<Protocol>` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolSettings {
+    /// `EXCH`, `EXPR`, `WEB`, `mapiHttp`, `IMAP`, `POP3`, `SMTP`, ... (the `Type` element or
+    /// attribute).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The server name, when present.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The `Version` attribute (MAPI over HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `Server`: the RPC server (EXCH), the Outlook Anywhere proxy host (EXPR), the IMAP/POP3/SMTP
+    /// server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// The EWS URL, when present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ews_url: Option<String>,
+    /// `Port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `SSL` (`on`/`off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl: Option<bool>,
+    /// `Encryption` (`None`, `SSL`, `TLS`, `Auto`): overrides `SSL` when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+    /// `SPA` (`on`/`off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spa: Option<bool>,
+    /// `AuthPackage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_package: Option<String>,
+    /// The service URLs of the section (`EwsUrl`, `OABUrl`, `MailStore/ExternalUrl`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<NamedUrl>,
+    /// Elements the probe does not interpret, kept as they were (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other: Vec<OtherElement>,
+}
+
+/// A URL a settings section names, with the element that named it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedUrl {
+    /// The element path inside the section: `EwsUrl`, `MailStore/ExternalUrl`,
+    /// `External/OWAUrl`, `Internal/Protocol/ASUrl`, ...
+    pub element: String,
+    /// The URL as announced.
+    pub url: String,
+}
+
+/// An element the probe keeps without interpreting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherElement {
+    /// The element path inside the section.
+    pub element: String,
+    /// Its text (shortened).
+    pub text: String,
 }

@@ -1,8 +1,9 @@
 //! The result of one probe, as every renderer (metrics, trace, JSON, HTML) sees it.
 
 use super::address::{Domain, MailAddress};
-use super::facts::{SrvRecord, StepTrace};
+use super::facts::{Delegation, SrvRecord, StepTrace};
 use super::finding::Finding;
+use super::settings::{CredentialsUse, ServiceCheck, ServicePrompt, Settings, SettingsSource};
 use super::step::{Outcome, StepId};
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +30,29 @@ pub struct ProbeReport {
     pub redirects: Vec<RedirectHop>,
     /// Discoveries restarted by `redirectAddr` answers, in order.
     pub restarted: Vec<Discovery>,
+    /// The settings the endpoint announced (a 200 `settings` answer, unauthenticated or after
+    /// the configured credentials), when it announced any.
+    #[serde(default)]
+    pub settings: Option<Settings>,
+    /// Where the settings came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_source: Option<SettingsSource>,
+    /// The service endpoints named by the settings, as checked.
+    #[serde(default)]
+    pub services: Vec<ServiceCheck>,
+    /// Service endpoints where Outlook shows a certificate alert, apart from the step prompts.
+    #[serde(default)]
+    pub service_certificate_prompts: Vec<ServicePrompt>,
+    /// What the probe did with the configured credentials (none configured: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsUse>,
     /// What is wrong and how to fix it.
     pub findings: Vec<Finding>,
+    /// The DNS servers the probe asked.
+    pub resolver: String,
+    /// The domain's NS set and SOA, as the configured resolver answers them.
+    #[serde(default)]
+    pub delegation: Option<Delegation>,
     /// When the probe started, Unix seconds.
     pub started_at: i64,
     /// How long the probe took.

@@ -2,7 +2,8 @@
 //! SERVFAIL and timeouts kept apart. Caching is off: every probe sees the live DNS.
 
 use crate::model::facts::{
-    CnameHop, DnsAnswer, HostLookup, MAX_ADDRESSES_PER_HOST, SrvLookup, SrvRecord,
+    CnameHop, Delegation, DnsAnswer, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_NAMESERVERS, Soa,
+    SrvLookup, SrvRecord,
 };
 use crate::protocol::srv;
 use hickory_resolver::config::{
@@ -42,6 +43,7 @@ pub struct DnsSetupError(#[source] NetError);
 pub struct Dns {
     resolver: TokioResolver,
     query_timeout: Duration,
+    description: String,
 }
 
 impl Dns {
@@ -70,10 +72,22 @@ impl Dns {
         let options = builder.options_mut();
         *options = tuned(options.clone(), query_timeout);
         let resolver = builder.build().map_err(DnsSetupError)?;
+        let description = if nameservers.is_empty() {
+            "the system resolver (/etc/resolv.conf)".to_owned()
+        } else {
+            let servers: Vec<String> = nameservers.iter().map(ToString::to_string).collect();
+            servers.join(", ")
+        };
         Ok(Self {
             resolver,
             query_timeout,
+            description,
         })
+    }
+
+    /// Which servers it asks, for traces.
+    pub fn describe(&self) -> &str {
+        &self.description
     }
 
     /// Looks up A and AAAA of `host` (concurrently), recording the CNAME chain.
@@ -159,6 +173,41 @@ impl Dns {
             answer,
             records,
             records_published: published,
+            duration_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Looks up the NS set and the SOA of `domain` (concurrently). NXDOMAIN, NODATA, SERVFAIL
+    /// and timeouts stay apart in the answers; at most [`MAX_NAMESERVERS`] names are kept.
+    pub async fn lookup_delegation(&self, domain: &str, budget: Duration) -> Delegation {
+        let started = Instant::now();
+        let fqdn = fully_qualified(domain);
+        let ((ns_answer, ns_records), (soa_answer, soa_records)) = tokio::join!(
+            self.query(&fqdn, RecordType::NS, budget),
+            self.query(&fqdn, RecordType::SOA, budget)
+        );
+        let mut nameservers: Vec<String> = ns_records
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::NS(ns) => Some(trim_dot(&ns.0.to_ascii())),
+                _ => None,
+            })
+            .collect();
+        nameservers.sort();
+        nameservers.dedup();
+        nameservers.truncate(MAX_NAMESERVERS);
+        let soa = soa_records.iter().find_map(|record| match &record.data {
+            RData::SOA(soa) => Some(Soa {
+                primary: trim_dot(&soa.mname.to_ascii()),
+                serial: soa.serial,
+            }),
+            _ => None,
+        });
+        Delegation {
+            ns_answer,
+            nameservers,
+            soa_answer,
+            soa,
             duration_seconds: started.elapsed().as_secs_f64(),
         }
     }

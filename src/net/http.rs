@@ -1,7 +1,9 @@
 //! HTTP/1.1 requests over a connection the probe opened itself: no pooling, no automatic
 //! redirects, a timeout on the response head and on the body, and a cap on the body size.
 
-use crate::model::facts::{BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod};
+use crate::model::facts::{
+    BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod, is_exchange_header,
+};
 use crate::model::text::truncate_at_boundary;
 use crate::protocol::microsoft365;
 use crate::protocol::{pox, redirect};
@@ -66,6 +68,37 @@ impl HttpConnection {
             .header(HOST, host_header)
             .header(USER_AGENT, PROBE_USER_AGENT)
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("X-MapiHttpCapability", "1")
+            .header("X-AnchorMailbox", address)
+            .body(Full::new(Bytes::from(pox::request_body(address))));
+        self.send(HttpMethod::Post, request, timeout, BODY_CAP)
+            .await
+    }
+
+    /// Sends the Autodiscover POST for `address` with an `Authorization` header. The header is
+    /// marked sensitive and never recorded in the exchange.
+    pub async fn post_autodiscover_authorized(
+        &mut self,
+        host_header: &str,
+        path: &str,
+        address: &str,
+        authorization: &str,
+        timeout: Duration,
+    ) -> HttpExchange {
+        let Ok(mut value) = hyper::header::HeaderValue::from_str(authorization) else {
+            return HttpExchange::failed(
+                HttpMethod::Post,
+                HttpFailure::Protocol {
+                    detail: "the credentials cannot be sent in an HTTP header".into(),
+                },
+            );
+        };
+        value.set_sensitive(true);
+        let request = Request::post(path)
+            .header(HOST, host_header)
+            .header(USER_AGENT, PROBE_USER_AGENT)
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header(hyper::header::AUTHORIZATION, value)
             .header("X-MapiHttpCapability", "1")
             .header("X-AnchorMailbox", address)
             .body(Full::new(Bytes::from(pox::request_body(address))));
@@ -230,10 +263,7 @@ fn record_headers(exchange: &mut HttpExchange, headers: &HeaderMap) {
         .collect();
     for (name, value) in headers {
         let name = name.as_str();
-        let exchange_header = (name.starts_with("x-") && name.ends_with("-enabled"))
-            || name == "x-feserver"
-            || name == "x-owa-version";
-        if exchange_header && exchange.exchange_headers.len() < 16 {
+        if is_exchange_header(name) && exchange.exchange_headers.len() < 16 {
             exchange
                 .exchange_headers
                 .push((canonical_header(name), text(value)));

@@ -4,4 +4,5 @@ pub mod certificate;
 pub mod connect;
 pub mod dns;
 pub mod http;
+pub mod mail;
 pub mod tls;

@@ -81,8 +81,22 @@ impl TlsTrust {
         self.roots.len()
     }
 
-    /// Runs a TLS handshake for `host` over `tcp` and judges the presented certificate.
+    /// Runs a TLS handshake for `host` over `tcp` (offering HTTP/1.1 by ALPN) and judges the
+    /// presented certificate.
     pub async fn handshake(&self, tcp: TcpStream, host: &str, timeout: Duration) -> TlsOutcome {
+        self.handshake_with(tcp, host, timeout, &[b"http/1.1"])
+            .await
+    }
+
+    /// Like [`Self::handshake`], offering the given ALPN protocols (none for mail protocols:
+    /// servers that check ALPN would refuse `http/1.1`).
+    pub async fn handshake_with(
+        &self,
+        tcp: TcpStream,
+        host: &str,
+        timeout: Duration,
+        alpn: &[&[u8]],
+    ) -> TlsOutcome {
         let started = Instant::now();
         let recorder = Arc::new(ChainRecorder {
             provider: self.provider.clone(),
@@ -98,7 +112,7 @@ impl TlsTrust {
             verdict: None,
             duration_seconds: 0.0,
         };
-        let config = match self.client_config(recorder.clone()) {
+        let config = match self.client_config(recorder.clone(), alpn) {
             Ok(config) => config,
             Err(error) => {
                 facts.handshake = TlsHandshake::Failed {
@@ -171,7 +185,11 @@ impl TlsTrust {
         )
     }
 
-    fn client_config(&self, recorder: Arc<ChainRecorder>) -> Result<ClientConfig, rustls::Error> {
+    fn client_config(
+        &self,
+        recorder: Arc<ChainRecorder>,
+        alpn: &[&[u8]],
+    ) -> Result<ClientConfig, rustls::Error> {
         let mut config = ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()?
             .dangerous()
@@ -179,7 +197,7 @@ impl TlsTrust {
             .with_no_client_auth();
         // A resumed session skips certificate verification: every probe must see the chain.
         config.resumption = rustls::client::Resumption::disabled();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(config)
     }
 }

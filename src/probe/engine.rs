@@ -227,19 +227,27 @@ impl Prober {
         ctx: &StepContext,
         attempt: &mut AddressAttempt,
     ) -> Option<tokio::net::TcpStream> {
+        let (result, tcp) = self.connect_within(address, ctx).await;
+        attempt.connect = result;
+        tcp
+    }
+
+    /// TCP to `address` within the phase budget, nothing after the step's deadline; local
+    /// socket failures (EMFILE, ENFILE, ...) are `LocalError`, never the address's fault.
+    pub(super) async fn connect_within(
+        &self,
+        address: SocketAddr,
+        ctx: &StepContext,
+    ) -> (ConnectResult, Option<tokio::net::TcpStream>) {
         let budget = ctx.phase();
         if budget.is_zero() {
             // The step's time is up: no connection is opened after its deadline.
-            attempt.connect = ConnectResult::Timeout;
-            return None;
+            return (ConnectResult::Timeout, None);
         }
         match tokio::time::timeout(budget, self.connector.connect(address)).await {
-            Err(_) => {
-                attempt.connect = ConnectResult::Timeout;
-                None
-            }
+            Err(_) => (ConnectResult::Timeout, None),
             Ok(Err(error)) => {
-                attempt.connect = if is_local_resource_error(&error) {
+                let result = if is_local_resource_error(&error) {
                     ConnectResult::LocalError {
                         detail: error.to_string(),
                     }
@@ -250,13 +258,32 @@ impl Prober {
                         detail: error.to_string(),
                     }
                 };
-                None
+                (result, None)
             }
-            Ok(Ok(tcp)) => {
-                attempt.connect = ConnectResult::Connected;
-                Some(tcp)
-            }
+            Ok(Ok(tcp)) => (ConnectResult::Connected, Some(tcp)),
         }
+    }
+
+    /// A connection slot (the probe's and the process's), then TCP to `address`: the
+    /// connection budget every connection of a probe goes through. The slot is held as long as
+    /// the returned value lives.
+    pub(super) async fn open_budgeted(
+        &self,
+        address: SocketAddr,
+        ctx: &StepContext,
+    ) -> (
+        ConnectResult,
+        Option<(tokio::net::TcpStream, super::ConnectionSlot)>,
+    ) {
+        let slot = match self.connection_slot(ctx).await {
+            Ok(slot) => slot,
+            Err(not_tried) => return (not_tried, None),
+        };
+        let (mut result, tcp) = self.connect_within(address, ctx).await;
+        if slot.squeezed && result == ConnectResult::Timeout {
+            result = self.starved();
+        }
+        (result, tcp.map(|tcp| (tcp, slot)))
     }
 
     async fn exchange<S>(

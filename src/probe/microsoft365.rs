@@ -4,6 +4,7 @@
 //! throttled or finds no slot reuses the last known answer instead of changing a verdict.
 
 use crate::model::facts::{Microsoft365Answer, QuerySource};
+use crate::model::step::StepStatus;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -20,6 +21,9 @@ pub const DEFAULT_QUERIES_PER_SECOND: f64 = 5.0;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Pause after a 429/503 without a usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How long the service counts as unreachable after a query failed on the network (no DNS
+/// answer, no connection, no TLS): probes in that window do not ask again.
+const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(60);
 /// Most addresses remembered; past it, expired answers are dropped, then new ones not kept.
 const MAX_CACHE_ENTRIES: usize = 200_000;
 
@@ -55,6 +59,7 @@ pub struct Microsoft365Client {
     cache: Mutex<HashMap<String, CachedAnswer>>,
     next_slot: Mutex<Option<Instant>>,
     paused_until: Mutex<Option<Instant>>,
+    unreachable: Mutex<Option<(Instant, StepStatus)>>,
     counts: [AtomicU64; QuerySource::ALL.len()],
 }
 
@@ -80,6 +85,7 @@ impl Microsoft365Client {
             cache: Mutex::new(HashMap::new()),
             next_slot: Mutex::new(None),
             paused_until: Mutex::new(None),
+            unreachable: Mutex::new(None),
             counts: Default::default(),
         }
     }
@@ -159,6 +165,37 @@ impl Microsoft365Client {
         *paused = Some(Instant::now() + pause);
     }
 
+    /// The status of the last network failure, while the service counts as unreachable.
+    pub(super) fn unreachable(&self) -> Option<StepStatus> {
+        let unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        unreachable
+            .filter(|(until, _)| Instant::now() < *until)
+            .map(|(_, status)| status)
+    }
+
+    /// A query failed on the network with `status`: do not ask again for a while, so a
+    /// service that cannot be reached (no DNS, a firewall, an intercepting proxy) costs one
+    /// failed query a minute instead of one per probe.
+    pub(super) fn mark_unreachable(&self, status: StepStatus) {
+        let mut unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *unreachable = Some((Instant::now() + UNREACHABLE_BACKOFF, status));
+    }
+
+    /// A query got an HTTP answer: the service is reachable.
+    pub(super) fn mark_reachable(&self) {
+        let mut unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *unreachable = None;
+    }
+
     /// Waits for a query slot of the global rate limit; `false` when none comes before
     /// `deadline` (the slot is then not taken).
     pub(super) async fn slot(&self, deadline: Instant) -> bool {
@@ -207,7 +244,6 @@ impl Microsoft365Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::step::StepStatus;
 
     fn client(rate: f64) -> Microsoft365Client {
         Microsoft365Client::new(Microsoft365Settings {
@@ -239,6 +275,19 @@ mod tests {
         tokio::time::advance(DEFAULT_CACHE_TTL + Duration::from_secs(1)).await;
         assert!(client.fresh("a@b.example").is_none());
         assert_eq!(client.known("a@b.example").map(|(a, _)| a), Some(answer));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_service_is_not_asked_again_for_a_while() {
+        let client = client(5.0);
+        assert_eq!(client.unreachable(), None);
+        client.mark_unreachable(StepStatus::DnsNoRecord);
+        assert_eq!(client.unreachable(), Some(StepStatus::DnsNoRecord));
+        tokio::time::advance(UNREACHABLE_BACKOFF + Duration::from_secs(1)).await;
+        assert_eq!(client.unreachable(), None);
+        client.mark_unreachable(StepStatus::Timeout);
+        client.mark_reachable();
+        assert_eq!(client.unreachable(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,8 +3,10 @@
 //! the decision; the caller runs the diagnosis (`diagnose::explain`).
 
 mod aia;
+pub mod credentials;
 mod engine;
 pub mod microsoft365;
+mod services;
 mod steps;
 
 use crate::model::address::MailAddress;
@@ -17,6 +19,7 @@ use crate::net::tls::{TlsTrust, unix_now};
 use crate::protocol::destination::AddressPolicy;
 use crate::protocol::{srv, verdict};
 use aia::AiaCache;
+use credentials::CredentialsPolicy;
 use futures_util::future::join_all;
 use microsoft365::Microsoft365Client;
 use std::collections::HashSet;
@@ -52,6 +55,9 @@ pub struct ProbeOptions {
     pub phase_timeout: Duration,
     /// The steps Outlook is allowed to use; the others report `excluded`.
     pub steps: Vec<StepId>,
+    /// Credentials for the endpoint, and where they may go (SPEC §3.4); none: every request
+    /// is unauthenticated.
+    pub credentials: Option<CredentialsPolicy>,
 }
 
 impl Default for ProbeOptions {
@@ -61,6 +67,7 @@ impl Default for ProbeOptions {
             step_timeout: DEFAULT_STEP_TIMEOUT,
             phase_timeout: DEFAULT_PHASE_TIMEOUT,
             steps: StepId::ALL.to_vec(),
+            credentials: None,
         }
     }
 }
@@ -147,10 +154,16 @@ impl Prober {
         let mut visited: HashSet<MailAddress> = HashSet::from([address.clone()]);
         let mut redirects: Vec<RedirectHop> = Vec::new();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_PROBE));
-        let mut discoveries = vec![
-            self.discover(address, options, deadline, MAX_HOPS, &slots)
-                .await,
-        ];
+        let (first, delegation) = tokio::join!(
+            self.discover(address, options, deadline, MAX_HOPS, &slots),
+            self.dns.lookup_delegation(
+                address.domain().ascii(),
+                options
+                    .phase_timeout
+                    .min(deadline.saturating_duration_since(Instant::now()))
+            )
+        );
+        let mut discoveries = vec![first];
         while let Some(last) = discoveries.last_mut() {
             let Some((step_index, text)) = verdict::pending_restart(last) else {
                 break;
@@ -196,7 +209,24 @@ impl Prober {
             }
         }
         let probe_error = probe_error(&discoveries);
-        let decision = verdict::decide(&discoveries, probe_error);
+        let mut decision = verdict::decide(&discoveries, probe_error);
+        let after = match (&decision.endpoint, probe_error) {
+            (Some(endpoint), false) => {
+                let ctx = StepContext {
+                    address: discoveries
+                        .last()
+                        .map_or_else(|| address.clone(), |d| d.address.clone()),
+                    deadline: deadline.min(Instant::now() + options.step_timeout),
+                    phase_timeout: options.phase_timeout,
+                    hop_budget: 0,
+                    probe_connections: slots.clone(),
+                };
+                self.after_autodiscover(&discoveries, endpoint, options.credentials.as_ref(), &ctx)
+                    .await
+            }
+            _ => services::AfterAutodiscover::default(),
+        };
+        verdict::add_services(&mut decision, &after.services);
         let first = discoveries.remove(0);
         let srv = first
             .steps
@@ -215,7 +245,14 @@ impl Prober {
             steps: first.steps,
             redirects,
             restarted: discoveries,
+            settings: after.settings,
+            settings_source: after.settings_source,
+            services: after.services,
+            service_certificate_prompts: decision.service_certificate_prompts,
+            credentials: after.credentials,
             findings: Vec::new(),
+            resolver: self.dns.describe().to_owned(),
+            delegation: Some(delegation),
             started_at: started_unix,
             duration_seconds: started.elapsed().as_secs_f64(),
         }

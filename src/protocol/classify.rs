@@ -244,7 +244,7 @@ fn rank(result: &AddressResult) -> u8 {
 mod tests {
     use super::*;
     use crate::model::facts::{CertificateVerdict, Validity};
-    use crate::model::pox::PoxProtocol;
+    use crate::model::settings::Settings;
 
     const URL: &str = "https://companyb.com/Autodiscover/Autodiscover.xml";
 
@@ -472,12 +472,7 @@ mod tests {
                         response(200),
                         BodyKind::Autodiscover {
                             response: PoxResponse::Settings {
-                                display_name: None,
-                                protocols: vec![PoxProtocol {
-                                    kind: "EXPR".into(),
-                                    server: None,
-                                    ews_url: None,
-                                }],
+                                settings: Settings::default(),
                             },
                         },
                     )),
@@ -709,5 +704,69 @@ mod tests {
         assert!(MailAddress::parse("ab.example").is_err());
         assert!(MailAddress::parse("@b.example").is_err());
         assert!(MailAddress::parse("a b@c").is_err());
+    }
+
+    #[test]
+    fn microsoft365_answers_table() {
+        use crate::model::facts::Microsoft365Json;
+        const QUERY: &str = "https://outlook.office365.com/autodiscover/autodiscover.json/v1.0/a@b.example?Protocol=AutodiscoverV1";
+        let m365 = |tls_facts: TlsFacts, http: HttpExchange| {
+            classify_address(
+                QUERY,
+                Request::Microsoft365Get,
+                &ConnectResult::Connected,
+                Some(&tls_facts),
+                Some(&http),
+            )
+        };
+        let json = |url: &str| {
+            with_body(
+                response(200),
+                BodyKind::Microsoft365 {
+                    answer: Microsoft365Json::Endpoint { url: url.into() },
+                },
+            )
+        };
+        // Known: the POX URL it names is followed.
+        assert_eq!(
+            m365(
+                tls(good()),
+                json("https://mail.b.example/autodiscover/autodiscover.xml")
+            ),
+            AddressResult::Follow(HopNext::Url {
+                url: "https://mail.b.example/autodiscover/autodiscover.xml".into(),
+                origin: HopOrigin::Microsoft365,
+            })
+        );
+        // A Url Outlook would not POST to is refused, as any redirect.
+        assert!(matches!(
+            m365(
+                tls(good()),
+                json("http://mail.b.example/autodiscover/autodiscover.xml")
+            ),
+            AddressResult::Refused(RedirectRefusal::NotHttps(_))
+        ));
+        // Microsoft's 302 for unknown users is never followed.
+        let moved = with_location(response(302), "https://outlook.office365.com/elsewhere");
+        assert_eq!(
+            m365(tls(good()), moved),
+            AddressResult::Final(StepStatus::HttpStatus)
+        );
+        // 200 that is not the JSON answer.
+        assert_eq!(
+            m365(tls(good()), with_body(response(200), BodyKind::Html)),
+            AddressResult::Final(StepStatus::NotAutodiscover)
+        );
+        // A certificate failure on the query itself is a failed background request, not a
+        // prompt: the classic steps decide.
+        let mut bad = good();
+        bad.trusted = false;
+        assert_eq!(
+            m365(
+                tls(bad),
+                json("https://mail.b.example/autodiscover/autodiscover.xml")
+            ),
+            AddressResult::Final(StepStatus::TlsHandshakeFailed)
+        );
     }
 }

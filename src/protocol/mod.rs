@@ -6,5 +6,6 @@ pub mod destination;
 pub mod microsoft365;
 pub mod pox;
 pub mod redirect;
+pub mod settings;
 pub mod srv;
 pub mod verdict;

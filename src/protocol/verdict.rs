@@ -2,6 +2,7 @@
 
 use crate::model::facts::{ConnectResult, HopNext, StepTrace};
 use crate::model::report::{Discovery, Endpoint};
+use crate::model::settings::{ServiceCheck, ServicePrompt};
 use crate::model::step::{Outcome, StepId, StepStatus};
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,8 @@ pub struct Decision {
     pub certificate_prompts: Vec<StepId>,
     /// Outlook asks the user to allow a redirect on the way to the endpoint.
     pub redirect_prompt: bool,
+    /// Service endpoints named by the settings where Outlook shows a certificate alert.
+    pub service_certificate_prompts: Vec<ServicePrompt>,
 }
 
 /// Decides from the discoveries of one probe. Steps are walked in Outlook's order; the first
@@ -72,6 +75,28 @@ pub fn decide(discoveries: &[Discovery], probe_error: bool) -> Decision {
         endpoint,
         certificate_prompts: prompts,
         redirect_prompt,
+        service_certificate_prompts: Vec::new(),
+    }
+}
+
+/// Adds what Outlook meets after Autodiscover: every service endpoint whose certificate fails
+/// is a certificate prompt (once per service and host), and makes the outcome
+/// `certificate_prompt` unless the probe could not run at all.
+pub fn add_services(decision: &mut Decision, services: &[ServiceCheck]) {
+    for check in services {
+        if !check.status.is_certificate_prompt() {
+            continue;
+        }
+        let prompt = ServicePrompt {
+            service: check.target.service,
+            host: check.target.host.clone(),
+        };
+        if !decision.service_certificate_prompts.contains(&prompt) {
+            decision.service_certificate_prompts.push(prompt);
+        }
+    }
+    if !decision.service_certificate_prompts.is_empty() && decision.outcome != Outcome::ProbeError {
+        decision.outcome = Outcome::CertificatePrompt;
     }
 }
 
@@ -384,6 +409,82 @@ mod tests {
                 "{statuses:?}"
             );
         }
+    }
+
+    fn service(
+        kind: crate::model::settings::ServiceKind,
+        host: &str,
+        status: crate::model::settings::ServiceStatus,
+    ) -> ServiceCheck {
+        use crate::model::settings::{ServiceTarget, TlsMode};
+        ServiceCheck {
+            target: ServiceTarget {
+                service: kind,
+                protocol: "https".into(),
+                host: host.into(),
+                port: 443,
+                url: None,
+                tls: TlsMode::Implicit,
+                named_by: vec![],
+                external: true,
+            },
+            lookup: None,
+            addresses: vec![],
+            status,
+            duration_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_service_certificate_failure_is_a_certificate_prompt() {
+        use crate::model::settings::{ServiceKind, ServiceStatus};
+        let mut decision = decide(
+            &[discovery([
+                HttpStatus,
+                DnsNoRecord,
+                EndpointFound,
+                DnsNoRecord,
+                DnsNoRecord,
+            ])],
+            false,
+        );
+        assert_eq!(decision.outcome, Outcome::Ok);
+        let healthy = [
+            service(ServiceKind::Oab, "mail.x", ServiceStatus::Ok),
+            service(ServiceKind::Imap, "imap.x", ServiceStatus::ConnectRefused),
+        ];
+        add_services(&mut decision, &healthy);
+        assert_eq!(decision.outcome, Outcome::Ok);
+        assert!(decision.service_certificate_prompts.is_empty());
+        let broken = [
+            service(ServiceKind::Ews, "mail.x", ServiceStatus::CertNameMismatch),
+            service(ServiceKind::Ews, "mail.x", ServiceStatus::CertExpired),
+            service(ServiceKind::Smtp, "smtp.x", ServiceStatus::CertUntrusted),
+        ];
+        add_services(&mut decision, &broken);
+        assert_eq!(decision.outcome, Outcome::CertificatePrompt);
+        assert_eq!(
+            decision.service_certificate_prompts,
+            vec![
+                ServicePrompt {
+                    service: ServiceKind::Ews,
+                    host: "mail.x".into()
+                },
+                ServicePrompt {
+                    service: ServiceKind::Smtp,
+                    host: "smtp.x".into()
+                }
+            ]
+        );
+        // the endpoint and the step prompts stay as Outlook's walk found them
+        assert_eq!(
+            decision.endpoint.as_ref().map(|e| e.step),
+            Some(StepId::AutodiscoverDomain)
+        );
+        assert!(decision.certificate_prompts.is_empty());
+        let mut failed = decide(&[discovery([DnsError; 5])], true);
+        add_services(&mut failed, &broken);
+        assert_eq!(failed.outcome, Outcome::ProbeError);
     }
 
     #[test]

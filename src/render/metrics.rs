@@ -4,8 +4,11 @@
 //! family; a scrape writes each family's header and concatenates the domains' lines. Scrapes
 //! never wait for a probe and cost a copy, which keeps 10,000 domains well under 100 ms.
 
-use crate::model::facts::StepTrace;
+use crate::model::facts::{StepTrace, TlsFacts};
+use crate::model::history::{DomainMemory, regressed_after};
+use crate::model::labels::RESERVED_LABELS;
 use crate::model::report::ProbeReport;
+use crate::model::settings::ServiceStatus;
 use crate::model::step::{Outcome, StepId};
 use crate::model::text::{is_unsafe, push_escaped};
 use std::collections::BTreeMap;
@@ -158,6 +161,18 @@ families! {
         "autodiscover_certificate",
         "One series per distinct leaf certificate presented for host."
     ),
+    ServiceInfo = info(
+        "autodiscover_service",
+        "One series per service endpoint named in the Autodiscover settings (service, wire protocol, host, port)."
+    ),
+    ServiceStatus = gauge(
+        "autodiscover_service_status",
+        "1, labelled with the current status of each service and host named in the settings (worst across its ports and addresses)."
+    ),
+    ServiceCertificatePrompt = gauge(
+        "autodiscover_service_certificate_prompt",
+        "1 if Outlook shows a certificate security alert when it connects to this service and host."
+    ),
     ProbeDuration = seconds(
         "autodiscover_probe_duration_seconds",
         "Duration of the probe."
@@ -169,6 +184,22 @@ families! {
     ProbeInterval = seconds(
         "autodiscover_probe_interval_seconds",
         "Configured interval between background probes of the domain."
+    ),
+    Nameservers = info(
+        "autodiscover_domain_nameservers",
+        "The NS set of the domain's delegation: sorted, comma-joined names."
+    ),
+    SoaSerial = gauge(
+        "autodiscover_domain_soa_serial",
+        "Serial number of the domain's SOA record."
+    ),
+    DelegationChanged = seconds(
+        "autodiscover_domain_delegation_changed_timestamp_seconds",
+        "When the domain's NS set last changed, Unix time (from the history; absent until a change was seen)."
+    ),
+    RegressedAfterDelegationChange = gauge(
+        "autodiscover_regressed_after_delegation_change",
+        "1 while the verdict is worse than before a change of the domain's NS set made within the last 7 days."
     ),
 }
 
@@ -223,8 +254,18 @@ pub fn domain_labels(domain: &str, labels: &BTreeMap<String, String>) -> String 
     out
 }
 
-/// Renders a domain's sample lines.
+/// Renders a domain's sample lines (no history: no delegation change time).
 pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration) -> DomainSamples {
+    render_domain_with_history(report, base_labels, interval, &DomainMemory::default())
+}
+
+/// Renders a domain's sample lines; `memory` is what the history knows of the domain.
+pub fn render_domain_with_history(
+    report: &ProbeReport,
+    base_labels: &str,
+    interval: Duration,
+    memory: &DomainMemory,
+) -> DomainSamples {
     let mut f = Lines::new(base_labels);
     f.push(Family::Success, &[], bool_value(report.success()));
     for outcome in Outcome::ALL {
@@ -290,12 +331,88 @@ pub fn render_domain(report: &ProbeReport, base_labels: &str, interval: Duration
     for step in &report.steps {
         render_certificates(&mut f, step);
     }
+    render_services(&mut f, report);
     f.push(Family::ProbeDuration, &[], report.duration_seconds);
     f.push(Family::ProbeTimestamp, &[], report.finished_at());
     f.push(Family::ProbeInterval, &[], interval.as_secs_f64());
+    if let Some(delegation) = &report.delegation {
+        if delegation.nameservers_known() {
+            f.push(
+                Family::Nameservers,
+                &[("nameservers", &delegation.nameservers_joined())],
+                1.0,
+            );
+        }
+        if let Some(soa) = &delegation.soa {
+            f.push(Family::SoaSerial, &[], f64::from(soa.serial));
+        }
+    }
+    let finished = report.finished_at().round() as i64;
+    let regressed = match &memory.delegation_change {
+        Some(change) => {
+            f.push(Family::DelegationChanged, &[], change.at as f64);
+            regressed_after(change, report.outcome, finished).is_some()
+        }
+        None => false,
+    };
+    f.push(
+        Family::RegressedAfterDelegationChange,
+        &[],
+        bool_value(regressed),
+    );
     DomainSamples {
         families: f.families,
     }
+}
+
+/// The step label of the certificate metrics of service endpoints.
+pub const SERVICE_STEP_LABEL: &str = "service";
+
+fn render_services(f: &mut Lines<'_>, report: &ProbeReport) {
+    // Series are keyed by (service, host): several ports of one host fold into their worst.
+    let mut by_host: BTreeMap<(&str, &str), (ServiceStatus, bool)> = BTreeMap::new();
+    let mut certificates: BTreeMap<String, HostCertificates> = BTreeMap::new();
+    for check in &report.services {
+        let target = &check.target;
+        let port = target.port.to_string();
+        f.push(
+            Family::ServiceInfo,
+            &[
+                ("service", target.service.as_str()),
+                ("protocol", &target.protocol),
+                ("host", &target.host),
+                ("port", &port),
+            ],
+            1.0,
+        );
+        let entry = by_host
+            .entry((target.service.as_str(), target.host.as_str()))
+            .or_insert((check.status, false));
+        entry.0 = entry.0.min(check.status);
+        entry.1 |= check.status.is_certificate_prompt();
+        for attempt in &check.addresses {
+            if let Some(tls) = &attempt.tls {
+                add_certificate(&mut certificates, &target.host, tls);
+            }
+        }
+    }
+    for ((service, host), (status, prompt)) in &by_host {
+        f.push(
+            Family::ServiceStatus,
+            &[
+                ("service", service),
+                ("host", host),
+                ("status", status.as_str()),
+            ],
+            1.0,
+        );
+        f.push(
+            Family::ServiceCertificatePrompt,
+            &[("service", service), ("host", host)],
+            bool_value(*prompt),
+        );
+    }
+    write_certificates(f, SERVICE_STEP_LABEL, &certificates);
 }
 
 struct HostCertificates {
@@ -309,41 +426,51 @@ fn render_certificates(f: &mut Lines<'_>, step: &StepTrace) {
     let mut hosts: BTreeMap<String, HostCertificates> = BTreeMap::new();
     for hop in &step.hops {
         for attempt in &hop.addresses {
-            let Some(tls) = &attempt.tls else { continue };
-            let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
-                continue;
-            };
-            let entry = hosts
-                .entry(hop.host().to_owned())
-                .or_insert(HostCertificates {
-                    mismatch: false,
-                    expiry: None,
-                    leaves: Vec::new(),
-                });
-            entry.mismatch |= !verdict.name_matches;
-            // Dates of a certificate that cannot be parsed are unknown: no expiry is exported
-            // for it (the trace says why), rather than a notAfter of 1970.
-            if leaf.parse_error.is_none() {
-                entry.expiry = Some(match entry.expiry {
-                    Some((not_after, days)) => {
-                        (not_after.min(leaf.not_after), days.min(leaf.days_to_expiry))
-                    }
-                    None => (leaf.not_after, leaf.days_to_expiry),
-                });
-            }
-            let identity = [
-                leaf.subject.clone(),
-                leaf.issuer.clone(),
-                leaf.serial.clone(),
-                leaf.fingerprint_sha256.clone(),
-            ];
-            if !entry.leaves.contains(&identity) {
-                entry.leaves.push(identity);
+            if let Some(tls) = &attempt.tls {
+                add_certificate(&mut hosts, &hop.host(), tls);
             }
         }
     }
-    let step_name = step.step.as_str();
-    for (host, certs) in &hosts {
+    write_certificates(f, step.step.as_str(), &hosts);
+}
+
+fn add_certificate(hosts: &mut BTreeMap<String, HostCertificates>, host: &str, tls: &TlsFacts) {
+    let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
+        return;
+    };
+    let entry = hosts.entry(host.to_owned()).or_insert(HostCertificates {
+        mismatch: false,
+        expiry: None,
+        leaves: Vec::new(),
+    });
+    entry.mismatch |= !verdict.name_matches;
+    // Dates of a certificate that cannot be parsed are unknown: no expiry is exported for it
+    // (the trace says why), rather than a notAfter of 1970.
+    if leaf.parse_error.is_none() {
+        entry.expiry = Some(match entry.expiry {
+            Some((not_after, days)) => {
+                (not_after.min(leaf.not_after), days.min(leaf.days_to_expiry))
+            }
+            None => (leaf.not_after, leaf.days_to_expiry),
+        });
+    }
+    let identity = [
+        leaf.subject.clone(),
+        leaf.issuer.clone(),
+        leaf.serial.clone(),
+        leaf.fingerprint_sha256.clone(),
+    ];
+    if !entry.leaves.contains(&identity) {
+        entry.leaves.push(identity);
+    }
+}
+
+fn write_certificates(
+    f: &mut Lines<'_>,
+    step_name: &str,
+    hosts: &BTreeMap<String, HostCertificates>,
+) {
+    for (host, certs) in hosts {
         let labels = [("step", step_name), ("host", host.as_str())];
         f.push(Family::NameMismatch, &labels, bool_value(certs.mismatch));
         if let Some((not_after, days)) = certs.expiry {
@@ -417,6 +544,10 @@ fn sample(out: &mut String, family: Family, base: &str, labels: &[(&str, &str)],
     out.push('{');
     out.push_str(base);
     for (name, value) in labels {
+        debug_assert!(
+            RESERVED_LABELS.contains(name),
+            "label {name} is missing from model::labels::RESERVED_LABELS"
+        );
         out.push(',');
         push_label(out, name, value);
     }
@@ -508,9 +639,16 @@ mod tests {
                 "autodiscover_certificate_days_to_expiry",
                 "autodiscover_certificate_not_after_timestamp_seconds",
                 "autodiscover_certificate_info",
+                "autodiscover_service_info",
+                "autodiscover_service_status",
+                "autodiscover_service_certificate_prompt",
                 "autodiscover_probe_duration_seconds",
                 "autodiscover_probe_timestamp_seconds",
                 "autodiscover_probe_interval_seconds",
+                "autodiscover_domain_nameservers_info",
+                "autodiscover_domain_soa_serial",
+                "autodiscover_domain_delegation_changed_timestamp_seconds",
+                "autodiscover_regressed_after_delegation_change",
             ]
         );
     }

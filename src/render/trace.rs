@@ -5,11 +5,12 @@
 use crate::model::facts::{
     AddressAttempt, BodyKind, CertificateSource, ConnectResult, HopOrigin, HostLookup,
     HttpExchange, HttpFailure, Microsoft365Answer, Microsoft365Json, QuerySource, RedirectRefusal,
-    StepTrace, TlsHandshake, Validity,
+    StepTrace, TlsFacts, TlsHandshake, Validity,
 };
 use crate::model::finding::{Severity, date};
 use crate::model::pox::PoxResponse;
 use crate::model::report::{ProbeReport, RedirectHop};
+use crate::model::settings::{CredentialsResult, ServiceStatus, TlsMode};
 use crate::model::step::{Outcome, StepStatus};
 use crate::model::text::escape_controls as clean;
 use std::fmt::Write;
@@ -35,6 +36,7 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             clean(&report.address.to_string())
         ))
     );
+    let _ = writeln!(out, "Resolver: {}", report.resolver);
     let _ = writeln!(
         out,
         "Verdict:  {} - {}",
@@ -62,11 +64,35 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             .collect();
         let _ = writeln!(out, "Certificate alert at: {}", steps.join(", "));
     }
+    if !report.service_certificate_prompts.is_empty() {
+        let services: Vec<String> = report
+            .service_certificate_prompts
+            .iter()
+            .map(|p| format!("{} {}", p.service, p.host))
+            .collect();
+        let _ = writeln!(
+            out,
+            "Certificate alert after Autodiscover at: {}",
+            services.join(", ")
+        );
+    }
     if report.redirect_prompt {
         let _ = writeln!(
             out,
             "Redirect prompt: Outlook asks the user to allow the redirect"
         );
+    }
+    if let Some(delegation) = &report.delegation {
+        let ns = if delegation.nameservers.is_empty() {
+            delegation.ns_answer.describe()
+        } else {
+            delegation.nameservers.join(", ")
+        };
+        let soa = match &delegation.soa {
+            Some(soa) => format!("serial {} (primary {})", soa.serial, soa.primary),
+            None => delegation.soa_answer.describe(),
+        };
+        let _ = writeln!(out, "Delegation: NS {ns}; SOA {soa}");
     }
     for (index, (address, steps)) in report.discoveries().enumerate() {
         if index > 0 {
@@ -84,6 +110,7 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             render_step(&mut out, &p, step);
         }
     }
+    render_after(&mut out, &p, report);
     if !report.redirects.is_empty() {
         let _ = writeln!(out, "\n{}", p.bold("Redirects"));
         for hop in &report.redirects {
@@ -181,7 +208,11 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
                 "no query slot in time (rate limit): last known answer reused ({} s old)",
                 query.age_seconds
             ),
-            QuerySource::Failed => "query failed".to_owned(),
+            QuerySource::Failed if query.answer.is_some() => format!(
+                "service unreachable: last known answer reused ({} s old)",
+                query.age_seconds
+            ),
+            QuerySource::Failed => "service unreachable".to_owned(),
         };
         let _ = writeln!(out, "   Microsoft 365 {}  [{source}]", clean(&answer));
     }
@@ -234,6 +265,180 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
     }
 }
 
+/// Credentials, settings and the service endpoints they name.
+fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
+    if let Some(used) = &report.credentials {
+        let _ = writeln!(out, "\n{}", p.bold("Credentials"));
+        match &used.result {
+            CredentialsResult::Sent { address, exchange } => {
+                let _ = writeln!(
+                    out,
+                    "   POST {} to {address} with Basic authentication (credentials not shown)",
+                    clean(&used.url)
+                );
+                let _ = writeln!(out, "       HTTP {}", clean(&describe_exchange(exchange)));
+            }
+            CredentialsResult::NotSent { reason } => {
+                let _ = writeln!(
+                    out,
+                    "   not sent to {}: {}",
+                    clean(&used.url),
+                    clean(reason)
+                );
+            }
+        }
+    }
+    let Some(settings) = &report.settings else {
+        return;
+    };
+    let from = report
+        .settings_source
+        .as_ref()
+        .map_or_else(String::new, |s| {
+            format!(
+                " from {}{}",
+                clean(&s.url),
+                if s.authenticated {
+                    " (authenticated)"
+                } else {
+                    " (no authentication)"
+                }
+            )
+        });
+    let _ = writeln!(out, "\n{}", p.bold(&format!("Settings{from}")));
+    if let Some(address) = &settings.autodiscover_smtp_address {
+        let _ = writeln!(out, "   mailbox {}", clean(address));
+    }
+    for section in &settings.protocols {
+        let mut parts = Vec::new();
+        if let Some(server) = &section.server {
+            parts.push(format!("Server {server}"));
+        }
+        if let Some(port) = section.port {
+            parts.push(format!("Port {port}"));
+        }
+        if let Some(ssl) = section.ssl {
+            parts.push(format!("SSL {}", if ssl { "on" } else { "off" }));
+        }
+        if let Some(encryption) = &section.encryption {
+            parts.push(format!("Encryption {encryption}"));
+        }
+        let _ = writeln!(
+            out,
+            "   {:<9} {}",
+            clean(&section.kind),
+            clean(&parts.join(", "))
+        );
+        for named in &section.urls {
+            let _ = writeln!(
+                out,
+                "             {} {}",
+                clean(&named.element),
+                clean(&named.url)
+            );
+        }
+    }
+    if report.services.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", p.bold("Services Outlook connects to next"));
+    for check in &report.services {
+        let target = &check.target;
+        let place = target
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", target.host, target.port));
+        let _ = writeln!(
+            out,
+            "\n{} {} {}  [{}]  {}",
+            p.bold(target.service.as_str()),
+            clean(&target.protocol),
+            clean(&place),
+            p.service_status(check.status),
+            millis(check.duration_seconds)
+        );
+        let _ = writeln!(
+            out,
+            "   named by {}{}",
+            clean(&target.named_by.join(", ")),
+            if target.external {
+                ""
+            } else {
+                " (internal URL)"
+            }
+        );
+        if let Some(lookup) = &check.lookup {
+            render_lookup(out, lookup);
+        }
+        for attempt in &check.addresses {
+            let connect = match &attempt.connect {
+                ConnectResult::Connected => {
+                    format!("TCP connected {}", millis(attempt.connect_seconds))
+                }
+                ConnectResult::Refused => "TCP refused".to_owned(),
+                ConnectResult::Timeout => {
+                    format!("TCP no answer after {}", millis(attempt.connect_seconds))
+                }
+                ConnectResult::Failed { detail } => format!("TCP failed: {}", clean(detail)),
+                ConnectResult::LocalError { detail } => {
+                    format!("not tried (local): {}", clean(detail))
+                }
+            };
+            let _ = writeln!(out, "   - {}  {connect}", attempt.address);
+            let (before, after): (Vec<_>, Vec<_>) = if target.tls == TlsMode::Starttls {
+                let split = attempt
+                    .dialogue
+                    .iter()
+                    .position(|l| l.from == 'C' && is_starttls_command(&l.text))
+                    .map_or(attempt.dialogue.len(), |i| {
+                        (i + 2).min(attempt.dialogue.len())
+                    });
+                (
+                    attempt.dialogue[..split].iter().collect(),
+                    attempt.dialogue[split..].iter().collect(),
+                )
+            } else if attempt.tls.is_some() {
+                (Vec::new(), attempt.dialogue.iter().collect())
+            } else {
+                (attempt.dialogue.iter().collect(), Vec::new())
+            };
+            for line in before {
+                let _ = writeln!(out, "       {}: {}", line.from, clean(&line.text));
+            }
+            if let Some(tls) = &attempt.tls {
+                render_tls(out, p, tls);
+            }
+            for line in after {
+                let _ = writeln!(out, "       {}: {}", line.from, clean(&line.text));
+            }
+            if let Some(offered) = attempt.starttls_offered
+                && target.tls == TlsMode::Starttls
+                && !offered
+            {
+                let _ = writeln!(out, "       STARTTLS not advertised");
+            }
+            if let Some(http) = &attempt.http {
+                let _ = writeln!(out, "       HTTP {}", clean(&describe_exchange(http)));
+            }
+            let detail = attempt
+                .detail
+                .as_ref()
+                .map(|d| format!(" ({})", clean(d)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "       => {}{detail}",
+                p.service_status(attempt.status)
+            );
+        }
+    }
+}
+
+fn is_starttls_command(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    upper.ends_with("STARTTLS") || upper == "STLS"
+}
+
 fn render_lookup(out: &mut String, lookup: &HostLookup) {
     let mut chain: Vec<String> = lookup
         .cname_chain
@@ -277,99 +482,7 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
     };
     let _ = writeln!(out, "   - {}  {connect}", attempt.address);
     if let Some(tls) = &attempt.tls {
-        if tls.established() {
-            let _ = writeln!(
-                out,
-                "       TLS {} {}  {}",
-                tls.version.as_deref().unwrap_or("?"),
-                tls.cipher.as_deref().unwrap_or(""),
-                millis(tls.duration_seconds)
-            );
-        } else {
-            let reason = match &tls.handshake {
-                TlsHandshake::TimedOut => "no handshake in time",
-                TlsHandshake::Failed { error } => error.as_str(),
-                TlsHandshake::Established => "",
-            };
-            let _ = writeln!(
-                out,
-                "       TLS failed: {}  {}",
-                clean(reason),
-                millis(tls.duration_seconds)
-            );
-        }
-        if let Some(leaf) = tls.leaf() {
-            let _ = writeln!(
-                out,
-                "       certificate {}  issued by {}",
-                clean(&leaf.subject),
-                clean(&leaf.issuer)
-            );
-            let names = if leaf.dns_names.is_empty() {
-                "(none)".to_owned()
-            } else {
-                leaf.dns_names.join(", ")
-            };
-            let _ = writeln!(out, "         names: {}", clean(&names));
-            match &leaf.parse_error {
-                Some(error) => {
-                    let _ = writeln!(
-                        out,
-                        "         cannot be parsed ({}): its dates are unknown, so no expiry \
-                         is exported for it; sha256 {}",
-                        clean(error),
-                        leaf.fingerprint_sha256
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "         valid {} to {} ({} days left), serial {}, sha256 {}",
-                        date(leaf.not_before),
-                        date(leaf.not_after),
-                        leaf.days_to_expiry.floor(),
-                        leaf.serial,
-                        leaf.fingerprint_sha256
-                    );
-                }
-            }
-            for issuer in tls.chain.iter().skip(1) {
-                let from = match &issuer.source {
-                    CertificateSource::Presented => "sent by the server".to_owned(),
-                    CertificateSource::Aia { url } => format!("fetched from AIA {url}"),
-                };
-                let _ = writeln!(
-                    out,
-                    "         chain: {}",
-                    clean(&format!("{}  ({from})", issuer.subject))
-                );
-            }
-            if let Some(verdict) = &tls.verdict {
-                let check = |ok: bool| if ok { p.good("ok") } else { p.bad("FAIL") };
-                let dates = match verdict.validity {
-                    Validity::Valid => p.good("ok"),
-                    Validity::Expired => p.bad("EXPIRED"),
-                    Validity::NotYetValid => p.bad("NOT YET VALID"),
-                };
-                let trust_note = verdict
-                    .trust_error
-                    .as_ref()
-                    .map(|e| format!(" ({})", clean(e)))
-                    .unwrap_or_default();
-                let aia_note = if verdict.completed_by_aia {
-                    " (chain completed from AIA, as Windows does)"
-                } else {
-                    ""
-                };
-                let _ = writeln!(
-                    out,
-                    "         name {} | trust {}{trust_note}{aia_note} | dates {}",
-                    check(verdict.name_matches),
-                    check(verdict.trusted),
-                    dates
-                );
-            }
-        }
+        render_tls(out, p, tls);
     }
     if let Some(http) = &attempt.http {
         let _ = writeln!(out, "       HTTP {}", clean(&describe_exchange(http)));
@@ -382,6 +495,102 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
         );
     }
     let _ = writeln!(out, "       => {}", p.status(attempt.status));
+}
+
+fn render_tls(out: &mut String, p: &Painter, tls: &TlsFacts) {
+    if tls.established() {
+        let _ = writeln!(
+            out,
+            "       TLS {} {}  {}",
+            tls.version.as_deref().unwrap_or("?"),
+            tls.cipher.as_deref().unwrap_or(""),
+            millis(tls.duration_seconds)
+        );
+    } else {
+        let reason = match &tls.handshake {
+            TlsHandshake::TimedOut => "no handshake in time",
+            TlsHandshake::Failed { error } => error.as_str(),
+            TlsHandshake::Established => "",
+        };
+        let _ = writeln!(
+            out,
+            "       TLS failed: {}  {}",
+            clean(reason),
+            millis(tls.duration_seconds)
+        );
+    }
+    if let Some(leaf) = tls.leaf() {
+        let _ = writeln!(
+            out,
+            "       certificate {}  issued by {}",
+            clean(&leaf.subject),
+            clean(&leaf.issuer)
+        );
+        let names = if leaf.dns_names.is_empty() {
+            "(none)".to_owned()
+        } else {
+            leaf.dns_names.join(", ")
+        };
+        let _ = writeln!(out, "         names: {}", clean(&names));
+        match &leaf.parse_error {
+            Some(error) => {
+                let _ = writeln!(
+                    out,
+                    "         cannot be parsed ({}): its dates are unknown, so no expiry \
+                     is exported for it; sha256 {}",
+                    clean(error),
+                    leaf.fingerprint_sha256
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "         valid {} to {} ({} days left), serial {}, sha256 {}",
+                    date(leaf.not_before),
+                    date(leaf.not_after),
+                    leaf.days_to_expiry.floor(),
+                    leaf.serial,
+                    leaf.fingerprint_sha256
+                );
+            }
+        }
+        for issuer in tls.chain.iter().skip(1) {
+            let from = match &issuer.source {
+                CertificateSource::Presented => "sent by the server".to_owned(),
+                CertificateSource::Aia { url } => format!("fetched from AIA {url}"),
+            };
+            let _ = writeln!(
+                out,
+                "         chain: {}",
+                clean(&format!("{}  ({from})", issuer.subject))
+            );
+        }
+        if let Some(verdict) = &tls.verdict {
+            let check = |ok: bool| if ok { p.good("ok") } else { p.bad("FAIL") };
+            let dates = match verdict.validity {
+                Validity::Valid => p.good("ok"),
+                Validity::Expired => p.bad("EXPIRED"),
+                Validity::NotYetValid => p.bad("NOT YET VALID"),
+            };
+            let trust_note = verdict
+                .trust_error
+                .as_ref()
+                .map(|e| format!(" ({})", clean(e)))
+                .unwrap_or_default();
+            let aia_note = if verdict.completed_by_aia {
+                " (chain completed from AIA, as Windows does)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "         name {} | trust {}{trust_note}{aia_note} | dates {}",
+                check(verdict.name_matches),
+                check(verdict.trusted),
+                dates
+            );
+        }
+    }
 }
 
 fn describe_exchange(http: &HttpExchange) -> String {
@@ -413,8 +622,8 @@ fn describe_exchange(http: &HttpExchange) -> String {
             Microsoft365Json::Other { detail } => format!(" JSON ({detail})"),
         },
         BodyKind::Autodiscover { response } => match response {
-            PoxResponse::Settings { protocols, .. } => {
-                let kinds: Vec<&str> = protocols.iter().map(|p| p.kind.as_str()).collect();
+            PoxResponse::Settings { settings } => {
+                let kinds: Vec<&str> = settings.protocols.iter().map(|p| p.kind.as_str()).collect();
                 format!(" Autodiscover settings ({})", kinds.join(", "))
             }
             PoxResponse::RedirectAddr { address } => {
@@ -475,6 +684,15 @@ impl Painter {
         let code = match status {
             StepStatus::EndpointFound => "32",
             StepStatus::Excluded | StepStatus::DnsNoRecord => "2",
+            s if s.is_certificate_prompt() => "31",
+            _ => "33",
+        };
+        self.paint(code, status.as_str())
+    }
+
+    fn service_status(&self, status: ServiceStatus) -> String {
+        let code = match status {
+            ServiceStatus::Ok => "32",
             s if s.is_certificate_prompt() => "31",
             _ => "33",
         };

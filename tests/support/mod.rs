@@ -6,6 +6,7 @@ use autodiscover_exporter::diagnose::{self, Expectations};
 use autodiscover_exporter::lab::{scenarios, world::World};
 use autodiscover_exporter::model::address::MailAddress;
 use autodiscover_exporter::model::report::ProbeReport;
+use autodiscover_exporter::probe::credentials::CredentialsPolicy;
 use autodiscover_exporter::probe::{ProbeOptions, Prober};
 use std::time::Duration;
 
@@ -31,22 +32,66 @@ pub async fn probe(prober: &Prober, domain: &str) -> ProbeReport {
     probe_address(prober, &format!("someone@{domain}")).await
 }
 
-/// Probes an address and explains the report, as `check` does.
+/// Probes an address and explains the report, as `check` does; a scenario with a probe account
+/// is probed with it (written to a 0600 credentials file).
 pub async fn probe_address(prober: &Prober, address: &str) -> ProbeReport {
     let address = MailAddress::parse(address).unwrap();
-    let mut report = prober.probe(&address, &fast_options()).await;
+    let mut options = fast_options();
+    if let Some(account) = scenarios::catalogue()
+        .iter()
+        .find(|s| s.domain == address.domain().ascii())
+        .and_then(|s| s.credentials)
+    {
+        options.credentials = Some(CredentialsPolicy {
+            file: account
+                .write_file(&credentials_dir(), address.domain().ascii())
+                .unwrap(),
+            hosts: Vec::new(),
+        });
+    }
+    probe_with(prober, &address.to_string(), &options).await
+}
+
+/// Probes an address with `options` and explains the report.
+pub async fn probe_with(prober: &Prober, address: &str, options: &ProbeOptions) -> ProbeReport {
+    let address = MailAddress::parse(address).unwrap();
+    let mut report = prober.probe(&address, options).await;
     report.findings = diagnose::explain(&report, &Expectations::default());
     report
 }
 
+/// A directory of this test process for credentials files.
+pub fn credentials_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("autodiscover-tests-{}", std::process::id()))
+}
+
 use autodiscover_exporter::config::Config;
 use autodiscover_exporter::exporter::web_config::WebConfig;
-use autodiscover_exporter::exporter::{ConfigSource, Exporter, ProberFactory, web};
+use autodiscover_exporter::exporter::{
+    ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions, web,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+
+/// Served with `web_config` and the lifecycle API on (the tests reload over HTTP).
+fn web_options(web_config: Option<WebConfig>) -> web::WebOptions {
+    web::WebOptions {
+        config: web_config.map(Arc::new),
+        enable_lifecycle: true,
+        ..web::WebOptions::default()
+    }
+}
+
+/// History in memory: tests leave no files behind.
+fn memory_history() -> StartOptions {
+    StartOptions {
+        history: HistoryLocation::Memory,
+        ..StartOptions::default()
+    }
+}
 
 /// A running exporter on 127.0.0.1 probing the simulated world.
 pub struct RunningExporter {
@@ -69,12 +114,7 @@ impl RunningExporter {
         source: ConfigSource,
         web_config: Option<WebConfig>,
     ) -> Self {
-        let options = web::WebOptions {
-            config: web_config.map(Arc::new),
-            enable_lifecycle: true,
-            ..web::WebOptions::default()
-        };
-        Self::start_with_options(world, source, options).await
+        Self::start_with_options(world, source, web_options(web_config)).await
     }
 
     /// Starts the exporter probing `world`, served with `options`.
@@ -83,10 +123,35 @@ impl RunningExporter {
         source: ConfigSource,
         options: web::WebOptions,
     ) -> Self {
+        Self::start_full(world, source, options, memory_history()).await
+    }
+
+    /// Starts the exporter with `options` (history location, external URL).
+    pub async fn start_with(
+        source: ConfigSource,
+        web_config: Option<WebConfig>,
+        options: StartOptions,
+    ) -> Self {
+        Self::start_full(
+            scenarios::world().unwrap(),
+            source,
+            web_options(web_config),
+            options,
+        )
+        .await
+    }
+
+    /// Starts the exporter probing `world` with `start` options, served with `options`.
+    pub async fn start_full(
+        world: autodiscover_exporter::lab::world::WorldBuilder,
+        source: ConfigSource,
+        options: web::WebOptions,
+        start: StartOptions,
+    ) -> Self {
         let world = world.start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-        let exporter = Exporter::start(source, factory, None).unwrap();
+        let exporter = Exporter::start_with(source, factory, start).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -39,38 +39,48 @@ pub(super) async fn run(
     } else if client.paused() {
         failure_status = Some(StepStatus::HttpStatus);
         reuse(QuerySource::Throttled)
-    } else if !client.slot(ctx.deadline).await {
-        failure_status = Some(StepStatus::Timeout);
-        reuse(QuerySource::RateLimited)
+    } else if let Some(status) = client.unreachable() {
+        failure_status = Some(status);
+        reuse(QuerySource::Failed)
     } else {
-        let hop = ask(prober, &url, ctx).await;
-        let exchange = hop.addresses.iter().find_map(|a| a.http.as_ref());
-        let query = match exchange {
-            Some(exchange) if microsoft365::is_throttled(exchange) => {
-                client.pause(exchange.retry_after_seconds);
-                failure_status = Some(StepStatus::HttpStatus);
-                reuse(QuerySource::Throttled)
+        match ask(prober, &url, ctx).await {
+            Asked::NoSlot => {
+                failure_status = Some(StepStatus::Timeout);
+                reuse(QuerySource::RateLimited)
             }
-            Some(exchange) if exchange.status.is_some() => {
-                let answer = microsoft365::answer_of(exchange);
-                client.remember(&key, answer.clone());
-                Microsoft365Query {
-                    source: QuerySource::Queried,
-                    answer: Some(answer),
-                    age_seconds: 0,
-                }
+            Asked::Hop(hop) => {
+                let exchange = hop
+                    .addresses
+                    .iter()
+                    .find_map(|a| a.http.as_ref())
+                    .filter(|e| e.status.is_some());
+                let query = match exchange {
+                    Some(exchange) if microsoft365::is_throttled(exchange) => {
+                        client.mark_reachable();
+                        client.pause(exchange.retry_after_seconds);
+                        failure_status = Some(StepStatus::HttpStatus);
+                        reuse(QuerySource::Throttled)
+                    }
+                    Some(exchange) => {
+                        client.mark_reachable();
+                        let answer = microsoft365::answer_of(exchange);
+                        client.remember(&key, answer.clone());
+                        Microsoft365Query {
+                            source: QuerySource::Queried,
+                            answer: Some(answer),
+                            age_seconds: 0,
+                        }
+                    }
+                    None => {
+                        client.mark_unreachable(hop.status);
+                        failure_status = Some(hop.status);
+                        reuse(QuerySource::Failed)
+                    }
+                };
+                hops.push(*hop);
+                query
             }
-            _ => {
-                failure_status = Some(hop.status);
-                Microsoft365Query {
-                    source: QuerySource::Failed,
-                    answer: None,
-                    age_seconds: 0,
-                }
-            }
-        };
-        hops.push(hop);
-        query
+        }
     };
     client.count(query.source);
     let status = match &query.answer {
@@ -101,12 +111,30 @@ pub(super) async fn run(
     trace
 }
 
-/// The JSON query: addresses are tried one after another until one connects, as a browser
-/// would (asking every address of a shared service would multiply the load on it).
-async fn ask(prober: &Prober, url: &str, ctx: &StepContext) -> Hop {
+/// What asking the service came to.
+enum Asked {
+    /// The rate limit left no slot within the step's budget: nothing was sent.
+    NoSlot,
+    /// The query's hop (its DNS lookup, and the addresses tried when the name resolved).
+    Hop(Box<Hop>),
+}
+
+/// The JSON query. The name is resolved first (a failed lookup sends nothing to Microsoft, so it
+/// takes no slot of the rate limit); addresses are then tried one after another until one
+/// connects, as a browser would (asking every address of a shared service would multiply the
+/// load on it).
+async fn ask(prober: &Prober, url: &str, ctx: &StepContext) -> Asked {
     let (mut hop, addresses) = prober.resolve(url, HopOrigin::Start, ctx).await;
+    if let Some(status) = hop.lookup.as_ref().and_then(|l| l.failure_status()) {
+        hop.status = status;
+        return Asked::Hop(Box::new(hop));
+    }
+    // Nothing to connect to (no time left, or only refused addresses): nothing is sent either.
     if addresses.is_empty() {
-        return hop;
+        return Asked::Hop(Box::new(hop));
+    }
+    if !prober.microsoft365().slot(ctx.deadline).await {
+        return Asked::NoSlot;
     }
     let host = hop.host();
     let mut attempts: Vec<AddressAttempt> = Vec::new();
@@ -130,5 +158,5 @@ async fn ask(prober: &Prober, url: &str, ctx: &StepContext) -> Hop {
     hop.status = result.status.unwrap_or(StepStatus::EndpointFound);
     hop.next = result.next;
     hop.redirect_refused = result.refused;
-    hop
+    Asked::Hop(Box::new(hop))
 }
