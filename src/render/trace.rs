@@ -92,7 +92,7 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             Some(soa) => format!("serial {} (primary {})", soa.serial, soa.primary),
             None => delegation.soa_answer.describe(),
         };
-        let _ = writeln!(out, "Delegation: NS {ns}; SOA {soa}");
+        let _ = writeln!(out, "Delegation: NS {}; SOA {}", clean(&ns), clean(&soa));
     }
     for (index, (address, steps)) in report.discoveries().enumerate() {
         if index > 0 {
