@@ -173,7 +173,15 @@ pub fn judge(
             }
         }
     };
-    let leaf_validity = if now_unix < leaf.not_before {
+    let leaf_validity = if leaf.parse_error.is_some() {
+        // x509-parser could not read the dates (they are 0 in the facts, which would read as
+        // "expired in 1970"); webpki's verification at `now` still judges them when it can
+        // parse the certificate.
+        match &at_now {
+            Err(error) => time_error(error).unwrap_or(Validity::Valid),
+            Ok(()) => Validity::Valid,
+        }
+    } else if now_unix < leaf.not_before {
         Validity::NotYetValid
     } else if now_unix > leaf.not_after {
         Validity::Expired
