@@ -209,3 +209,31 @@ fn checks_are_independent() {
     assert!(verdict.name_matches && !verdict.trusted);
     assert!(verdict.trust_error.is_some());
 }
+
+#[test]
+fn a_leaf_only_x509_parser_cannot_read_is_not_expired_in_1970() {
+    let (ca, roots) = ca_and_roots();
+    let identity = ca
+        .issue(&["mail.example"], Lifetime::ValidFor { days: 30 })
+        .unwrap();
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let now = autodiscover_exporter::net::tls::unix_now();
+    let chain = &identity.chain[..1];
+    let unreadable = vec![facts(b"\x30\x03\x02\x01\x01", now)];
+    assert!(unreadable[0].parse_error.is_some());
+    let verdict = judge(chain, &unreadable, "mail.example", &roots, &provider, now).unwrap();
+    assert_eq!(verdict.validity, Validity::Valid, "{verdict:?}");
+    assert!(verdict.is_valid(), "{verdict:?}");
+    let garbage = [CertificateDer::from(b"garbage".to_vec())];
+    let verdict = judge(
+        &garbage,
+        &unreadable,
+        "mail.example",
+        &roots,
+        &provider,
+        now,
+    )
+    .unwrap();
+    assert_ne!(verdict.validity, Validity::Expired);
+    assert!(!verdict.name_matches && !verdict.trusted);
+}

@@ -1236,7 +1236,7 @@ main() {
     check_config_cmd
 
     section "serve"
-    start_exporter exporter "$EXPORTER"
+    start_exporter exporter "$EXPORTER" --web.enable-lifecycle
     if wait_until 100 0.2 http_ok "http://$EXPORTER/-/ready"; then
         pass "exporter ready on $EXPORTER"
     else

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::diagnose::{self, Expectations};
+use crate::exporter::web::WebOptions;
 use crate::exporter::{ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions};
 use crate::lab::scenarios;
 use crate::model::address::{MailAddress, ProbeTarget};
@@ -153,7 +154,7 @@ async fn serve_demo(args: &DemoArgs, prober: Prober) -> Result<(), String> {
             )
         }
     );
-    serve_until_signal(listener, exporter, None).await
+    serve_until_signal(listener, exporter, WebOptions::default()).await
 }
 
 fn demo_config() -> Result<Config, String> {

@@ -62,6 +62,16 @@ pub struct ServeArgs {
     /// Probe and export only shard I of N (1-based) of the configured domains.
     #[arg(long = "shard", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
+    /// Allow `POST /-/reload` (SIGHUP always reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+    /// How long open requests may finish after SIGTERM or SIGINT.
+    #[arg(
+        long = "web.shutdown-grace-period",
+        default_value = "30s",
+        value_parser = parse_grace_period
+    )]
+    pub shutdown_grace: Duration,
     /// The URL users reach the exporter at (behind a proxy, an ingress): links on the status
     /// page and in alerts use it. Empty: relative links.
     #[arg(long = "web.external-url", default_value = "", value_parser = parse_external_url)]
@@ -251,6 +261,14 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
+fn parse_grace_period(text: &str) -> Result<Duration, String> {
+    let grace = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if grace > Duration::from_secs(3600) {
+        return Err(format!("{text} is longer than 1h"));
+    }
+    Ok(grace)
+}
+
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {
     let (index, count) = text
         .split_once('/')
@@ -321,13 +339,15 @@ pub fn init_logging(level: LogLevel, format: LogFormat) {
         .with_default(tracing::Level::WARN.min(level));
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(logfmt::RepeatLimit::default());
     let result = match format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| logfmt::EscapingWriter(std::io::stderr())),
             )
             .try_init(),
         LogFormat::Logfmt => registry
@@ -358,12 +378,29 @@ mod tests {
         assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
         assert!(parse_timeout("18446744073709551615s").is_err());
         assert!(parse_timeout("1ns").is_err());
+        assert_eq!(parse_grace_period("0s"), Ok(Duration::ZERO));
+        assert!(parse_grace_period("18446744073709551615s").is_err());
     }
 
     #[test]
     fn serve_is_the_default_command() {
         let cli = Cli::try_parse_from(["x", "--config.file", "c.yml"]).unwrap();
         assert!(cli.command.is_none());
+        assert!(!cli.serve.enable_lifecycle);
+        assert_eq!(cli.serve.shutdown_grace, Duration::from_secs(30));
+        let explicit = Cli::try_parse_from([
+            "x",
+            "serve",
+            "--web.enable-lifecycle",
+            "--web.shutdown-grace-period",
+            "5s",
+        ])
+        .unwrap();
+        let Some(Command::Serve(args)) = explicit.command else {
+            panic!("not serve")
+        };
+        assert!(args.enable_lifecycle);
+        assert_eq!(args.shutdown_grace, Duration::from_secs(5));
         assert_eq!(cli.serve.config_file, Some(PathBuf::from("c.yml")));
         let cli = Cli::try_parse_from([
             "x",

@@ -2,6 +2,7 @@
 
 use super::{EXIT_CANNOT_RUN, ServeArgs, init_logging, parse_listen_address};
 use crate::config::Config;
+use crate::exporter::web::WebOptions;
 use crate::exporter::web_config::WebConfig;
 use crate::exporter::{ConfigSource, Exporter, HistoryLocation, ProberFactory, StartOptions, web};
 use crate::net::connect::DirectConnector;
@@ -9,6 +10,7 @@ use crate::net::dns::Dns;
 use crate::net::tls::TlsTrust;
 use crate::probe::Prober;
 use crate::probe::microsoft365::Microsoft365Client;
+use crate::protocol::destination::AddressPolicy;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,7 +61,12 @@ async fn start(args: ServeArgs) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
-    serve_until_signal(listener, exporter, web).await
+    let options = WebOptions {
+        config: web,
+        enable_lifecycle: args.enable_lifecycle,
+        shutdown_grace: args.shutdown_grace,
+    };
+    serve_until_signal(listener, exporter, options).await
 }
 
 /// Binds the listen address with a clear error.
@@ -73,7 +80,7 @@ pub(super) async fn bind(address: SocketAddr) -> Result<TcpListener, String> {
 pub(super) async fn serve_until_signal(
     listener: TcpListener,
     exporter: Arc<Exporter>,
-    web_config: Option<Arc<WebConfig>>,
+    options: WebOptions,
 ) -> Result<(), String> {
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let mut terminate =
@@ -91,7 +98,7 @@ pub(super) async fn serve_until_signal(
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         }
     };
-    web::serve(listener, exporter.clone(), web_config, shutdown).await;
+    web::serve(listener, exporter.clone(), options, shutdown).await;
     reloads.abort();
     exporter.stop();
     Ok(())
@@ -114,5 +121,10 @@ pub(super) fn network_prober(config: &Config) -> Result<Prober, String> {
         );
     }
     let microsoft365 = Arc::new(Microsoft365Client::new(config.microsoft365.clone()));
-    Ok(Prober::new(dns, trust, Arc::new(DirectConnector)).with_microsoft365(microsoft365))
+    let policy = AddressPolicy {
+        refuse_private: config.refuse_private_addresses,
+    };
+    Ok(Prober::new(dns, trust, Arc::new(DirectConnector))
+        .with_microsoft365(microsoft365)
+        .with_address_policy(policy))
 }

@@ -3,8 +3,8 @@
 mod microsoft365;
 
 use crate::model::facts::{
-    AddressAttempt, BodyKind, CertificateSource, DnsAnswer, Hop, HopOrigin, StepTrace, Validity,
-    url_host,
+    AddressAttempt, BodyKind, CertificateSource, DnsAnswer, Hop, HopOrigin, RedirectRefusal,
+    StepTrace, Validity, url_host,
 };
 use crate::model::finding::{EXPIRY_WARNING_DAYS, Finding, FindingCode, Severity, date};
 use crate::model::pox::PoxResponse;
@@ -12,7 +12,7 @@ use crate::model::report::ProbeReport;
 use crate::model::settings::{CredentialsResult, ServiceCheck, ServiceKind, ServiceStatus};
 use crate::model::step::{Outcome, StepId, StepStatus};
 use crate::protocol::settings::internal_reason;
-use crate::protocol::srv;
+use crate::protocol::{destination, srv, verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -34,15 +34,33 @@ pub struct Expectations {
 pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
     let mut out = Findings::default();
     if report.outcome == Outcome::ProbeError {
-        out.push(
-            Severity::Error,
-            FindingCode::ResolverUnreachable,
-            "No DNS server answered any question of this probe, so nothing could be checked."
-                .into(),
-            "Check `resolver.nameservers` (or /etc/resolv.conf) and that the exporter can reach \
-             them on port 53."
-                .into(),
-        );
+        let steps = || report.discoveries().flat_map(|(_, steps)| steps.iter());
+        if let Some(failure) = verdict::local_failure(steps()) {
+            out.push(
+                Severity::Error,
+                FindingCode::LocalResourceExhausted,
+                format!(
+                    "The exporter ran out of a local resource during this probe ({failure}), so \
+                     nothing can be concluded about {}.",
+                    report.domain
+                ),
+                "Raise the exporter's file descriptor limit (ulimit -n, LimitNOFILE=), lower \
+                 `concurrency`, or run more replicas with --shard; process_open_fds and \
+                 process_max_fds show the headroom."
+                    .into(),
+            );
+        }
+        if verdict::resolver_unusable(steps()) {
+            out.push(
+                Severity::Error,
+                FindingCode::ResolverUnreachable,
+                "No DNS server answered any question of this probe, so nothing could be checked."
+                    .into(),
+                "Check `resolver.nameservers` (or /etc/resolv.conf) and that the exporter can \
+                 reach them on port 53."
+                    .into(),
+            );
+        }
         return out.finish();
     }
     let endpoint_step = report.endpoint.as_ref().map(|e| e.step);
@@ -138,7 +156,10 @@ fn explain_step(out: &mut Findings, domain: &str, step: &StepTrace, unreached: b
         explain_certificates(out, domain, step.step, hop, prompt_severity, unreached_note);
         explain_addresses(out, hop);
         explain_answers(out, step, hop);
-        if let Some(reason) = &hop.redirect_refused {
+        explain_destinations(out, hop);
+        if let Some(reason) = &hop.redirect_refused
+            && !matches!(reason, RedirectRefusal::ForbiddenAddress(_))
+        {
             out.push(
                 Severity::Warning,
                 FindingCode::RedirectRefused,
@@ -154,6 +175,22 @@ fn explain_step(out: &mut Findings, domain: &str, step: &StepTrace, unreached: b
         if let Some(lookup) = &hop.lookup {
             for (kind, answer) in [("A", &lookup.a), ("AAAA", &lookup.aaaa)] {
                 out.dns_failure(&lookup.host, kind, answer);
+            }
+            if lookup.addresses_published > lookup.addresses.len() {
+                out.push(
+                    Severity::Warning,
+                    FindingCode::TooManyAddresses,
+                    format!(
+                        "{} publishes {} addresses; the probe tries {} of them (IPv4 and IPv6 \
+                         shared), the others are not checked.",
+                        lookup.host,
+                        lookup.addresses_published,
+                        lookup.addresses.len()
+                    ),
+                    "Clients try the addresses in turn and every dead one costs a timeout: \
+                     publish only the servers that serve Autodiscover."
+                        .into(),
+                );
             }
         }
     }
@@ -183,6 +220,60 @@ fn explain_step(out: &mut Findings, domain: &str, step: &StepTrace, unreached: b
             "Only the clients with that policy behave like this probe; others still try the step."
                 .into(),
         );
+    }
+}
+
+/// Addresses the probe refused, and hosts reached by a redirect, an SRV record or Microsoft 365
+/// that are IP literals or internal addresses.
+fn explain_destinations(out: &mut Findings, hop: &Hop) {
+    let host = hop.host();
+    for refused in &hop.refused_addresses {
+        out.push(
+            Severity::Warning,
+            FindingCode::AddressRefused,
+            format!(
+                "{host} resolves to {}, {}: the probe does not connect there.",
+                refused.address,
+                refused.reason.describe()
+            ),
+            "Publish only public addresses of the Autodiscover service for external clients; \
+             an address like this one reaches the client's own host or network."
+                .into(),
+        );
+    }
+    if hop.origin == HopOrigin::Start {
+        return;
+    }
+    let how = match &hop.origin {
+        HopOrigin::SrvTarget { .. } => "an SRV record",
+        HopOrigin::Microsoft365 => "Microsoft 365",
+        _ => "a redirect",
+    };
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        out.push(
+            Severity::Info,
+            FindingCode::IpLiteralHost,
+            format!("{how} leads to {}, whose host is an IP address.", hop.url),
+            "Clients check the certificate against that address, which public certificates \
+             rarely list: point the redirect at a host name."
+                .into(),
+        );
+    }
+    for attempt in &hop.addresses {
+        let ip = attempt.address.ip();
+        if destination::is_internal(ip) {
+            out.push(
+                Severity::Info,
+                FindingCode::InternalAddress,
+                format!(
+                    "{how} leads to {host}, which resolves to the internal address {ip}: only \
+                     clients inside that network reach it."
+                ),
+                "Fine for a lab or a split-horizon setup; external clients need a public \
+                 address (set refuse_private_addresses: true to have the probe refuse these)."
+                    .into(),
+            );
+        }
     }
 }
 
@@ -300,9 +391,13 @@ fn explain_certificates(
             Validity::Expired => out.push(
                 severity,
                 FindingCode::CertificateExpired,
-                match &verdict.validity_error {
-                    Some(chain) => format!("{where_}: {chain}.{note}"),
-                    None => format!(
+                match (&verdict.validity_error, &leaf.parse_error) {
+                    (Some(chain), _) => format!("{where_}: {chain}.{note}"),
+                    (None, Some(_)) => format!(
+                        "{where_}: the certificate has expired (its dates cannot be read by \
+                         the probe).{note}"
+                    ),
+                    (None, None) => format!(
                         "{where_}: the certificate expired {} days ago (notAfter {}).{note}",
                         (-leaf.days_to_expiry).floor(),
                         date(leaf.not_after)
@@ -326,20 +421,24 @@ fn explain_certificates(
                  valid now."
                     .into(),
             ),
-            Validity::Valid if leaf.days_to_expiry <= EXPIRY_WARNING_DAYS => out.push(
-                Severity::Warning,
-                FindingCode::CertificateExpiring,
-                format!(
-                    "The certificate of {host} ({step}, {}) expires in {} days ({}).",
-                    attempt.address.ip(),
-                    leaf.days_to_expiry.floor(),
-                    date(leaf.not_after)
-                ),
-                format!(
-                    "Renew it before {} and bind the new one on every server behind {host}.",
-                    date(leaf.not_after)
-                ),
-            ),
+            Validity::Valid
+                if leaf.parse_error.is_none() && leaf.days_to_expiry <= EXPIRY_WARNING_DAYS =>
+            {
+                out.push(
+                    Severity::Warning,
+                    FindingCode::CertificateExpiring,
+                    format!(
+                        "The certificate of {host} ({step}, {}) expires in {} days ({}).",
+                        attempt.address.ip(),
+                        leaf.days_to_expiry.floor(),
+                        date(leaf.not_after)
+                    ),
+                    format!(
+                        "Renew it before {} and bind the new one on every server behind {host}.",
+                        date(leaf.not_after)
+                    ),
+                );
+            }
             Validity::Valid => {}
         }
         let internal = leaf.internal_names();
@@ -554,6 +653,22 @@ fn explain_srv(out: &mut Findings, report: &ProbeReport) {
     };
     let Some(lookup) = &step.srv else { return };
     out.dns_failure(&lookup.name, "SRV", &lookup.answer);
+    if lookup.records_published > lookup.records.len() {
+        out.push(
+            Severity::Warning,
+            FindingCode::SrvRecordsCapped,
+            format!(
+                "{} publishes {} SRV records; the probe uses the first {} in the order clients \
+                 try them.",
+                lookup.name,
+                lookup.records_published,
+                lookup.records.len()
+            ),
+            "Clients try one target after another: publish one record (or a few, by priority) \
+             that points at a name on your certificate."
+                .into(),
+        );
+    }
     for record in &lookup.records {
         if srv::is_no_service(record) {
             out.push(

@@ -15,15 +15,23 @@ use crate::model::address::ProbeTarget;
 use crate::model::report::ProbeReport;
 use crate::probe::{ProbeOptions, Prober};
 use crate::render::html::ReloadFailure;
+use futures_util::future::{self, BoxFuture, FutureExt};
 use history::History;
 use scheduler::{Scheduler, fnv1a};
 use self_metrics::SelfMetrics;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use store::Store;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// How much longer than its budget a `/probe` request waits for the probe's own answer.
+const FLIGHT_GRACE: Duration = Duration::from_millis(100);
+/// An on-demand probe gets at least this long, or a 503.
+const MIN_ON_DEMAND_BUDGET: Duration = Duration::from_millis(250);
 
 /// Builds the prober a configuration asks for (the lab's for `demo`, the network's otherwise).
 pub type ProberFactory = Arc<dyn Fn(&Config) -> Result<Prober, String> + Send + Sync>;
@@ -126,7 +134,7 @@ impl Shared {
 }
 
 /// Why `/probe` refuses a target.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProbeRefusal {
     /// Not a domain or address.
     #[error("target {0:?} is not a domain or a mail address")]
@@ -136,6 +144,10 @@ pub enum ProbeRefusal {
         "target {0} is not a configured domain (set allow_any_target: true to probe any domain)"
     )]
     NotConfigured(String),
+    /// Every probe slot (`concurrency`) stayed taken, or the probe did not finish, within the
+    /// scrape's time.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ProbeRefusal {
@@ -152,6 +164,12 @@ impl ProbeRefusal {
     }
 }
 
+/// An on-demand probe in progress, awaited by every identical `/probe` request.
+type Flight = future::Shared<BoxFuture<'static, Result<Arc<ProbeReport>, ProbeRefusal>>>;
+
+/// On-demand probes in progress, by probe address.
+type Flights = Arc<Mutex<HashMap<String, Flight>>>;
+
 /// The exporter.
 pub struct Exporter {
     shared: Arc<Shared>,
@@ -160,6 +178,7 @@ pub struct Exporter {
     source: ConfigSource,
     factory: ProberFactory,
     shard: Option<(u32, u32)>,
+    flights: Flights,
 }
 
 impl Exporter {
@@ -212,6 +231,7 @@ impl Exporter {
             source,
             factory,
             shard,
+            flights: Flights::default(),
         });
         exporter
             .shared
@@ -306,7 +326,10 @@ impl Exporter {
         }
     }
 
-    /// Probes `target` now (the `/probe` endpoint), within `deadline` when the scraper gave one.
+    /// Probes `target` now (the `/probe` endpoint), within `deadline` when the scraper gave one
+    /// (the probe timeout otherwise). The probe takes one of the `concurrency` slots the
+    /// scheduler uses, waiting for one at most until the deadline; identical requests that
+    /// arrive while it runs share it.
     pub async fn probe_now(
         &self,
         target: &str,
@@ -333,13 +356,55 @@ impl Exporter {
             },
             None => return Err(ProbeRefusal::NotConfigured(domain.to_string())),
         };
-        let mut options: ProbeOptions = entry.probe.clone();
-        if let Some(deadline) = deadline {
-            options.timeout = options.timeout.min(deadline);
+        let entry = Arc::new(entry);
+        let budget = deadline.map_or(entry.probe.timeout, |d| d.min(entry.probe.timeout));
+        let until = Instant::now() + budget;
+        let flight = self.flight(&entry, until);
+        // A moment of grace, so the flight's own refusal (no slot in time) is the answer.
+        match tokio::time::timeout_at(until + FLIGHT_GRACE, flight).await {
+            Ok(Ok(report)) => Ok(((*report).clone(), entry)),
+            Ok(Err(refusal)) => Err(refusal),
+            Err(_) => Err(ProbeRefusal::Busy(format!(
+                "the probe of {} did not finish within {}",
+                entry.address,
+                humantime::format_duration(budget)
+            ))),
         }
-        let mut report = self.shared.prober().probe(&entry.address, &options).await;
-        report.findings = diagnose::explain(&report, &entry.expect);
-        Ok((report, Arc::new(entry)))
+    }
+
+    /// The probe of `entry`'s address in progress, or a new one (a task of its own, so it frees
+    /// its slot even when every client has gone).
+    fn flight(&self, entry: &Arc<DomainConfig>, until: Instant) -> Flight {
+        let key = entry.address.ascii();
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(flight) = flights.get(&key) {
+            return flight.clone();
+        }
+        let task = tokio::spawn({
+            let shared = self.shared.clone();
+            let flights = self.flights.clone();
+            let entry = entry.clone();
+            let key = key.clone();
+            async move {
+                let result = probe_within(&shared, &entry, until).await;
+                flights
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&key);
+                result
+            }
+        });
+        let flight = async move {
+            task.await
+                .unwrap_or_else(|e| Err(ProbeRefusal::Busy(format!("the probe failed: {e}"))))
+        }
+        .boxed()
+        .shared();
+        flights.insert(key, flight.clone());
+        flight
     }
 
     /// Has the background task of a configured `domain` probe it now; false when the domain
@@ -365,6 +430,39 @@ impl Drop for Exporter {
     fn drop(&mut self) {
         self.refresher.abort();
     }
+}
+
+/// One on-demand probe: a slot of the scheduler's semaphore (waiting until `until` at most),
+/// then the probe in the time that is left.
+async fn probe_within(
+    shared: &Shared,
+    entry: &DomainConfig,
+    until: Instant,
+) -> Result<Arc<ProbeReport>, ProbeRefusal> {
+    let semaphore = shared.semaphore();
+    let permit = tokio::time::timeout_at(until, semaphore.acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ProbeRefusal::Busy(format!(
+                "all {} probe slots (concurrency) stayed busy; try again later",
+                shared.config().concurrency
+            ))
+        })?;
+    let left = until.saturating_duration_since(Instant::now());
+    if left < MIN_ON_DEMAND_BUDGET {
+        return Err(ProbeRefusal::Busy(format!(
+            "a probe slot came free too late to probe {} in the scrape's time",
+            entry.address
+        )));
+    }
+    let mut options: ProbeOptions = entry.probe.clone();
+    options.timeout = options.timeout.min(left);
+    let mut report = shared.prober().probe(&entry.address, &options).await;
+    drop(permit);
+    report.findings = diagnose::explain(&report, &entry.expect);
+    Ok(Arc::new(report))
 }
 
 fn open_history(config: &Config, options: &StartOptions) -> History {

@@ -2,7 +2,7 @@
 //! `/-/ready`. The caller binds the listener, so tests serve on `127.0.0.1:0`.
 
 use super::store::{DomainEntry, Latest};
-use super::web_config::WebConfig;
+use super::web_config::{Authorization, WebConfig};
 use super::{Exporter, ProbeRefusal};
 use crate::model::address::Domain;
 use crate::net::tls::unix_now;
@@ -15,7 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, LOCATION,
-    VARY, WWW_AUTHENTICATE,
+    RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -33,16 +33,44 @@ const MIN_SCRAPE_DEADLINE: Duration = Duration::from_millis(500);
 /// The longest: no scrape waits longer than this (the configured probe timeout is at most 10 m).
 const MAX_SCRAPE_DEADLINE: Duration = Duration::from_secs(600);
 
-/// Serves until `shutdown` completes, then lets open requests finish (up to 5 s).
+/// How long open requests may take to finish after a shutdown signal, by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How the web server runs.
+#[derive(Clone, Debug)]
+pub struct WebOptions {
+    /// `--web.config.file`: TLS, basic auth, extra headers.
+    pub config: Option<Arc<WebConfig>>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` works (SIGHUP always does).
+    pub enable_lifecycle: bool,
+    /// `--web.shutdown-grace-period`: how long open requests may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        Self {
+            config: None,
+            enable_lifecycle: false,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then lets open requests finish (up to the grace period).
 pub async fn serve(
     listener: TcpListener,
     exporter: Arc<Exporter>,
-    web: Option<Arc<WebConfig>>,
+    options: WebOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    let options = Arc::new(options);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection's task, so none outlives the grace period.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -50,29 +78,29 @@ pub async fn serve(
         let (tcp, _) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
+                // Out of file descriptors, most likely: identical warnings are rate-limited.
                 tracing::warn!(%error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let exporter = exporter.clone();
-        let web = web.clone();
         let service = {
-            let web = web.clone();
+            let options = options.clone();
             service_fn(move |request| {
                 let exporter = exporter.clone();
-                let web = web.clone();
-                async move { Ok::<_, Infallible>(handle(&exporter, web.as_ref(), request).await) }
+                let options = options.clone();
+                async move { Ok::<_, Infallible>(handle(&exporter, &options, request).await) }
             })
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(10));
-        match web.as_ref().and_then(|w| w.tls.clone()) {
+        match options.config.as_ref().and_then(|w| w.tls.clone()) {
             Some(acceptor) => {
                 let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let Ok(Ok(tls)) =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     else {
@@ -85,22 +113,40 @@ pub async fn serve(
             None => {
                 let connection = builder.serve_connection(TokioIo::new(tcp), service);
                 let watched = graceful.watch(connection);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _ = watched.await;
                 });
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = %humantime::format_duration(options.shutdown_grace),
+            "requests still open after the shutdown grace period were cut off"
+        );
+    }
+    connections.shutdown().await;
 }
 
 async fn handle(
     exporter: &Arc<Exporter>,
-    web: Option<&Arc<WebConfig>>,
+    options: &WebOptions,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let mut response = route(exporter, web, request).await;
-    if let Some(web) = web {
+    let mut response = route(exporter, options, request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let policy = html::content_security_policy(&exporter.shared().external_url);
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    if let Some(web) = &options.config {
         for (name, value) in &web.headers {
             if let (Ok(name), Ok(value)) = (
                 hyper::header::HeaderName::from_bytes(name.as_bytes()),
@@ -115,27 +161,34 @@ async fn handle(
 
 async fn route(
     exporter: &Arc<Exporter>,
-    web: Option<&Arc<WebConfig>>,
+    options: &WebOptions,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    if let Some(web) = web {
+    if let Some(web) = &options.config {
         let header = request
             .headers()
             .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // bcrypt is deliberately slow: keep it off the runtime's worker threads.
-        let web = web.clone();
-        let authorized = tokio::task::spawn_blocking(move || web.authorize(header.as_deref()))
-            .await
-            .unwrap_or(false);
-        if !authorized {
-            let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"autodiscover-exporter\""),
-            );
-            return response;
+            .and_then(|v| v.to_str().ok());
+        match web.check(header).await {
+            Authorization::Allowed => {}
+            Authorization::Denied => {
+                let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                response.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"autodiscover-exporter\""),
+                );
+                return response;
+            }
+            Authorization::Busy => {
+                let mut response = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many password checks at once; try again\n",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
         }
     }
     let shared = exporter.shared();
@@ -210,6 +263,14 @@ async fn route(
                 Err(refusal @ (ProbeRefusal::Invalid(_) | ProbeRefusal::NotConfigured(_))) => {
                     text(StatusCode::BAD_REQUEST, &format!("{refusal}\n"))
                 }
+                Err(refusal @ ProbeRefusal::Busy(_)) => {
+                    let mut response =
+                        text(StatusCode::SERVICE_UNAVAILABLE, &format!("{refusal}\n"));
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                    response
+                }
                 Ok((report, config)) => {
                     // No history for an on-demand probe; a configured domain's memory still
                     // gives the delegation change time.
@@ -262,10 +323,7 @@ async fn route(
                 base: &shared.external_url,
                 reload_failure: reload_failure.as_ref(),
             };
-            html_response(
-                html::status_page(&views, &status_query, &ctx),
-                &shared.external_url,
-            )
+            html_response(html::status_page(&views, &status_query, &ctx))
         }
         (method, p) if p.starts_with("/domains/") => {
             let rest = &p["/domains/".len()..];
@@ -293,6 +351,14 @@ async fn route(
                     return text(
                         StatusCode::METHOD_NOT_ALLOWED,
                         "use POST to probe now (the button on the domain's page)\n",
+                    );
+                }
+                if is_cross_origin(request.headers())
+                    && !is_external_origin(request.headers(), &shared.external_url)
+                {
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "cross-origin probe refused: the Origin header names another site\n",
                     );
                 }
                 probe_and_wait(exporter, &entry).await;
@@ -332,11 +398,17 @@ async fn route(
                     return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"));
                 }
             };
-            html_response(
-                html::domain_page(&entry.view(), report.as_ref(), &ctx),
-                &shared.external_url,
-            )
+            html_response(html::domain_page(&entry.view(), report.as_ref(), &ctx))
         }
+        (Method::POST | Method::PUT, "/-/reload") if !options.enable_lifecycle => text(
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled: start with --web.enable-lifecycle (SIGHUP always \
+             reloads)\n",
+        ),
+        (Method::POST | Method::PUT, "/-/reload") if is_cross_origin(request.headers()) => text(
+            StatusCode::FORBIDDEN,
+            "cross-origin reload refused: the Origin header names another site\n",
+        ),
         (Method::POST | Method::PUT, "/-/reload") => match reload(exporter).await {
             Ok(count) => text(
                 StatusCode::OK,
@@ -448,6 +520,47 @@ fn scrape_deadline(header: Option<&str>) -> Option<Duration> {
     )
 }
 
+/// The request comes from a page of another site (a browser sends `Origin` with cross-site
+/// requests): its host and port differ from the `Host` the request was sent to, or it is
+/// `null`. Requests without `Origin` (curl, Prometheus, scripts) are not cross-origin.
+fn is_cross_origin(headers: &hyper::HeaderMap) -> bool {
+    let Some(origin) = headers.get(hyper::header::ORIGIN) else {
+        return false;
+    };
+    let Some(host) = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return true;
+    };
+    let Some(origin) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
+        return true;
+    };
+    let Some(origin_host) = origin.host_str() else {
+        return true;
+    };
+    let authority = match origin.port() {
+        Some(port) => format!("{origin_host}:{port}"),
+        None => origin_host.to_owned(),
+    };
+    !authority.eq_ignore_ascii_case(host.trim())
+}
+
+/// The request's `Origin` is the origin of `--web.external-url` (pages served behind a proxy
+/// post their forms there).
+fn is_external_origin(headers: &hyper::HeaderMap, external_url: &str) -> bool {
+    let Some(origin) = headers
+        .get(hyper::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return false;
+    };
+    url::Url::parse(external_url).is_ok_and(|external| {
+        let external = external.origin();
+        external.is_tuple() && external.ascii_serialization() == origin.trim_end_matches('/')
+    })
+}
+
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     query
         .map(|q| {
@@ -475,17 +588,12 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-fn html_response(body: String, external_url: &str) -> Response<Full<Bytes>> {
-    let mut response = with_type(
+/// An HTML page; `handle` adds the Content-Security-Policy (every response carries it).
+fn html_response(body: String) -> Response<Full<Bytes>> {
+    with_type(
         Response::new(Full::new(Bytes::from(body))),
         "text/html; charset=utf-8",
-    );
-    if let Ok(policy) = HeaderValue::from_str(&html::content_security_policy(external_url)) {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
-    }
-    response
+    )
 }
 
 fn with_type(
@@ -501,6 +609,44 @@ fn with_type(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foreign_origins_are_told_apart() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = hyper::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(!is_cross_origin(&headers(&[("host", "localhost:10195")])));
+        assert!(!is_cross_origin(&headers(&[
+            ("host", "localhost:10195"),
+            ("origin", "http://localhost:10195")
+        ])));
+        assert!(!is_cross_origin(&headers(&[
+            ("host", "Exporter.example"),
+            ("origin", "https://exporter.example")
+        ])));
+        assert!(!is_cross_origin(&headers(&[
+            ("host", "[::1]:10195"),
+            ("origin", "http://[::1]:10195")
+        ])));
+        for origin in [
+            "http://evil.example",
+            "http://localhost:8080",
+            "null",
+            "garbage",
+        ] {
+            let map = {
+                let mut map = headers(&[("host", "localhost:10195")]);
+                map.insert("origin", HeaderValue::from_static(origin));
+                map
+            };
+            assert!(is_cross_origin(&map), "{origin}");
+        }
+        assert!(is_cross_origin(&headers(&[("origin", "http://x")])));
+    }
 
     #[test]
     fn scrape_timeouts_from_outside_are_clamped_never_a_panic() {

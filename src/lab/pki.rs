@@ -105,6 +105,25 @@ impl TestCa {
         })
     }
 
+    /// Issues a leaf whose subject CN is `common_name` (any text, as a hostile CA may write it)
+    /// and whose SAN lists `names`.
+    pub fn issue_with_subject(
+        &self,
+        common_name: &str,
+        names: &[&str],
+        validity: Validity,
+    ) -> Result<ServerIdentity, PkiError> {
+        let (mut params, key) = leaf_params(names, validity)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServerIdentity {
+            chain: vec![cert.der().clone(), self.der.clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        })
+    }
+
     /// Issues a leaf served without any issuer (an incomplete chain), optionally with an
     /// Authority Information Access `caIssuers` URL naming where the issuer can be fetched.
     pub fn issue_leaf_only(

@@ -94,6 +94,15 @@ pub enum Behaviour {
         /// The body.
         body: Vec<u8>,
     },
+    /// Exactly this answer to every request, header bytes as given (a hostile server).
+    Raw {
+        /// The status code.
+        status: u16,
+        /// Header names and raw values (bytes 0x80..0xff allowed, as HTTP allows them).
+        headers: Vec<(String, Vec<u8>)>,
+        /// The body.
+        body: Vec<u8>,
+    },
 }
 
 /// Serves `behaviour` on `listener` (over TLS with `identity`) until `shutdown` turns true.
@@ -256,6 +265,23 @@ async fn answer(
         Behaviour::Silent => status(StatusCode::NOT_FOUND),
         Behaviour::Microsoft365 { .. } if autodiscover_path => microsoft365_challenge(),
         Behaviour::Microsoft365 { known } => microsoft365_json(known, &path),
+        Behaviour::Raw {
+            status: code,
+            headers,
+            body,
+        } => {
+            let mut response = Response::new(Full::new(Bytes::from(body.clone())).boxed());
+            *response.status_mut() = StatusCode::from_u16(*code).unwrap_or(StatusCode::OK);
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                    hyper::header::HeaderValue::from_bytes(value),
+                ) {
+                    response.headers_mut().append(name, value);
+                }
+            }
+            response
+        }
         Behaviour::Microsoft365Throttling { .. } if autodiscover_path => microsoft365_challenge(),
         Behaviour::Microsoft365Throttling { retry_after } => {
             let mut response = status(StatusCode::TOO_MANY_REQUESTS);

@@ -215,7 +215,7 @@ impl ProbeTarget {
 fn validate_local_part(local: &str) -> Result<(), NameError> {
     let forbidden = |c: char| {
         c.is_whitespace()
-            || c.is_control()
+            || super::text::is_unsafe(c)
             || matches!(
                 c,
                 '@' | '<' | '>' | '"' | '(' | ')' | ',' | ';' | ':' | '\\' | '[' | ']'
@@ -318,6 +318,8 @@ mod tests {
             "@x.example",
             "a b@x.example",
             "a\r\nb@x.example",
+            "a\u{202e}b@x.example",
+            "a\u{9b}b@x.example",
             "x.example",
             "a@",
             long_local.as_str(),

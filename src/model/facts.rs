@@ -31,6 +31,12 @@ pub enum DnsAnswer {
         /// What failed.
         detail: String,
     },
+    /// The query could not be sent for a local reason (no file descriptor, no buffer space):
+    /// the exporter's problem, not the domain's.
+    LocalError {
+        /// What failed.
+        detail: String,
+    },
     /// Anything else (malformed answer, other response code).
     Error {
         /// What failed.
@@ -49,6 +55,11 @@ impl DnsAnswer {
         matches!(self, Self::Timeout | Self::Unreachable { .. })
     }
 
+    /// The query failed on this machine (see [`DnsAnswer::LocalError`]).
+    pub fn is_local_failure(&self) -> bool {
+        matches!(self, Self::LocalError { .. })
+    }
+
     /// A short text for traces.
     pub fn describe(&self) -> String {
         match self {
@@ -59,6 +70,7 @@ impl DnsAnswer {
             Self::Refused => "REFUSED".into(),
             Self::Timeout => "timeout".into(),
             Self::Unreachable { detail } => format!("no DNS server reachable ({detail})"),
+            Self::LocalError { detail } => format!("not sent: local failure ({detail})"),
             Self::Error { detail } => format!("error ({detail})"),
         }
     }
@@ -82,8 +94,11 @@ pub struct HostLookup {
     pub host: String,
     /// CNAME hops from `host` to the name that holds the addresses.
     pub cname_chain: Vec<CnameHop>,
-    /// Every address, A records first.
+    /// The distinct addresses tried, A records first; at most [`MAX_ADDRESSES_PER_HOST`].
     pub addresses: Vec<IpAddr>,
+    /// How many distinct addresses the answers held (more than `addresses` when capped).
+    #[serde(default)]
+    pub addresses_published: usize,
     /// The A answer.
     pub a: DnsAnswer,
     /// The AAAA answer.
@@ -106,6 +121,10 @@ impl HostLookup {
     }
 }
 
+/// Most addresses of one host a step tries: a hostile zone can publish thousands, and each is a
+/// connection (a file descriptor) of the exporter.
+pub const MAX_ADDRESSES_PER_HOST: usize = 16;
+
 /// One record of `_autodiscover._tcp.D`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SrvRecord {
@@ -126,8 +145,12 @@ pub struct SrvLookup {
     pub name: String,
     /// The DNS answer.
     pub answer: DnsAnswer,
-    /// The records, in the order the server gave them.
+    /// The records in the order clients try them (RFC 2782), at most the first
+    /// `protocol::srv::MAX_SRV_RECORDS` of them.
     pub records: Vec<SrvRecord>,
+    /// How many records the answer held (more than `records` when capped).
+    #[serde(default)]
+    pub records_published: usize,
     /// Time spent resolving.
     pub duration_seconds: f64,
 }
@@ -184,6 +207,12 @@ pub enum ConnectResult {
     /// Another socket error (unreachable network, ...).
     Failed {
         /// The error.
+        detail: String,
+    },
+    /// Not tried for a local reason: no file descriptor or buffer space, or no free connection
+    /// slot of the exporter in time. The exporter's problem, never the domain's.
+    LocalError {
+        /// What failed.
         detail: String,
     },
 }
@@ -625,6 +654,47 @@ pub struct Hop {
     /// Why a redirect of this hop was refused, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_refused: Option<RedirectRefusal>,
+    /// Addresses of the host the probe does not connect to, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_addresses: Vec<RefusedAddress>,
+}
+
+/// An address the probe refuses to connect to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedAddress {
+    /// The address.
+    pub address: IpAddr,
+    /// Why.
+    pub reason: AddressRefusal,
+}
+
+/// Why the probe does not connect to an address a name resolves to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressRefusal {
+    /// 169.254/16, fe80::/10: the exporter's own link (cloud metadata services live there).
+    LinkLocal,
+    /// 0.0.0.0, :: (the exporter's own host).
+    Unspecified,
+    /// Multicast or broadcast: not a server.
+    Multicast,
+    /// Loopback, refused by `refuse_private_addresses`.
+    Loopback,
+    /// RFC 1918, shared or unique-local, refused by `refuse_private_addresses`.
+    Private,
+}
+
+impl AddressRefusal {
+    /// What the address is, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::LinkLocal => "a link-local address",
+            Self::Unspecified => "an unspecified (this-host) address",
+            Self::Multicast => "a multicast or broadcast address",
+            Self::Loopback => "a loopback address (refuse_private_addresses)",
+            Self::Private => "a private address (refuse_private_addresses)",
+        }
+    }
 }
 
 impl Hop {
@@ -671,6 +741,13 @@ pub enum RedirectRefusal {
     /// The hop limit was reached.
     #[error("more than {MAX_HOPS} redirects")]
     TooManyHops,
+    /// The target carries credentials (`user:pass@host`): clients do not send them, and the
+    /// probe does not follow them.
+    #[error("redirect target {0} carries user information (user:password@)")]
+    Userinfo(String),
+    /// Every address of the target's host is one the probe does not connect to.
+    #[error("{0}")]
+    ForbiddenAddress(String),
 }
 
 /// What Microsoft 365 said about an address, as the step uses it.

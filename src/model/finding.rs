@@ -125,6 +125,19 @@ finding_codes! {
     SettingsInternalName = "settings_internal_name",
     /// The verdict got worse within 7 days of a change of the domain's name servers.
     RegressedAfterDelegationChange = "regressed_after_delegation_change",
+    /// The exporter ran out of file descriptors, buffer space or connection slots.
+    LocalResourceExhausted = "local_resource_exhausted",
+    /// A host publishes more addresses than a probe tries.
+    TooManyAddresses = "too_many_addresses",
+    /// The SRV name publishes more records than a probe uses.
+    SrvRecordsCapped = "srv_records_capped",
+    /// A host resolves to an address the probe refuses (link-local, unspecified, multicast, or
+    /// private with `refuse_private_addresses`).
+    AddressRefused = "address_refused",
+    /// A redirect, SRV record or Microsoft 365 leads to a host written as an IP address.
+    IpLiteralHost = "ip_literal_host",
+    /// A redirect, SRV record or Microsoft 365 leads to a loopback or private address.
+    InternalAddress = "internal_address",
 }
 
 impl fmt::Display for FindingCode {
@@ -194,6 +207,12 @@ mod tests {
             "classic_clients_affected",
             "autodiscover_not_microsoft365",
             "regressed_after_delegation_change",
+            "local_resource_exhausted",
+            "too_many_addresses",
+            "srv_records_capped",
+            "address_refused",
+            "ip_literal_host",
+            "internal_address",
         ];
         for name in pinned {
             assert!(

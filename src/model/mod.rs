@@ -10,3 +10,4 @@ pub mod pox;
 pub mod report;
 pub mod settings;
 pub mod step;
+pub mod text;

@@ -170,7 +170,15 @@ pub fn judge_with(
         _ => false,
     };
     let ChainTrust { at_now, trust } = trust(chain, chain_facts);
-    let leaf_validity = if now_unix < leaf.not_before {
+    let leaf_validity = if leaf.parse_error.is_some() {
+        // x509-parser could not read the dates (they are 0 in the facts, which would read as
+        // "expired in 1970"); webpki's verification at `now` still judges them when it can
+        // parse the certificate.
+        match &at_now {
+            Err(error) => time_error(error).unwrap_or(Validity::Valid),
+            Ok(()) => Validity::Valid,
+        }
+    } else if now_unix < leaf.not_before {
         Validity::NotYetValid
     } else if now_unix > leaf.not_after {
         Validity::Expired
@@ -327,7 +335,11 @@ impl TrustMemo {
             .filter(|(_, c)| c.not_before <= now_unix && now_unix <= c.not_after)
             .fold(0u64, |mask, (i, _)| mask | (1 << i));
         let key = (digest.finalize().to_vec(), valid_now);
-        let cacheable = chain.len() <= 63 && chain.len() == chain_facts.len();
+        // The dates of a certificate x509-parser cannot read are unknown here, so which
+        // certificates are valid now is unknown too: such chains are verified every time.
+        let cacheable = chain.len() <= 63
+            && chain.len() == chain_facts.len()
+            && chain_facts.iter().all(|c| c.parse_error.is_none());
         if cacheable
             && let Some(known) = self
                 .known

@@ -2,8 +2,10 @@
 //! SERVFAIL and timeouts kept apart. Caching is off: every probe sees the live DNS.
 
 use crate::model::facts::{
-    CnameHop, Delegation, DnsAnswer, HostLookup, MAX_NAMESERVERS, Soa, SrvLookup, SrvRecord,
+    CnameHop, Delegation, DnsAnswer, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_NAMESERVERS, Soa,
+    SrvLookup, SrvRecord,
 };
+use crate::protocol::srv;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
@@ -12,9 +14,13 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Most CNAME hops recorded for one lookup.
+const MAX_CNAME_HOPS: usize = 16;
 
 /// Transport used to reach configured name servers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -127,11 +133,13 @@ impl Dns {
                 }
             }
         }
-        addresses.dedup();
+        let (addresses, published) = distinct_capped(&addresses, MAX_ADDRESSES_PER_HOST);
+        cname_chain.truncate(MAX_CNAME_HOPS);
         HostLookup {
             host: host.to_owned(),
             cname_chain,
             addresses,
+            addresses_published: published,
             a: a.0,
             aaaa: aaaa.0,
             duration_seconds: started.elapsed().as_secs_f64(),
@@ -155,11 +163,16 @@ impl Dns {
                 }),
                 _ => None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let published = records.len();
+        // A hostile zone can publish thousands: keep those a client tries first.
+        let mut records = srv::ordered(&records);
+        records.truncate(srv::MAX_SRV_RECORDS);
         SrvLookup {
             name: name.to_owned(),
             answer,
             records,
+            records_published: published,
             duration_seconds: started.elapsed().as_secs_f64(),
         }
     }
@@ -205,6 +218,10 @@ impl Dns {
         record_type: RecordType,
         budget: Duration,
     ) -> (DnsAnswer, Vec<hickory_resolver::proto::rr::Record>) {
+        if budget.is_zero() {
+            // No time left: the query is not sent at all (a zero timeout still sends once).
+            return (DnsAnswer::Timeout, Vec::new());
+        }
         // The resolver's own timeout covers one attempt; the outer one bounds retries as well.
         let limit = budget.min(self.query_timeout * 2 + Duration::from_millis(200));
         match tokio::time::timeout(limit, self.resolver.lookup(name, record_type)).await {
@@ -250,6 +267,9 @@ fn classify_error(error: &NetError) -> DnsAnswer {
         }
         NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => DnsAnswer::ServFail,
         NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => DnsAnswer::Refused,
+        NetError::Io(io) if super::connect::is_local_resource_error(io) => DnsAnswer::LocalError {
+            detail: error.to_string(),
+        },
         NetError::Io(_) | NetError::NoConnections | NetError::Busy => DnsAnswer::Unreachable {
             detail: error.to_string(),
         },
@@ -257,6 +277,28 @@ fn classify_error(error: &NetError) -> DnsAnswer {
             detail: other.to_string(),
         },
     }
+}
+
+/// The distinct addresses (first occurrence kept, wherever the duplicates are) and how many
+/// there are; at most `cap` are kept, shared fairly between IPv4 and IPv6 (half each, the rest
+/// to whichever family has more), each family in answer order.
+fn distinct_capped(addresses: &[IpAddr], cap: usize) -> (Vec<IpAddr>, usize) {
+    let mut seen = HashSet::new();
+    let distinct: Vec<IpAddr> = addresses
+        .iter()
+        .copied()
+        .filter(|ip| seen.insert(*ip))
+        .collect();
+    let published = distinct.len();
+    if published <= cap {
+        return (distinct, published);
+    }
+    let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = distinct.into_iter().partition(IpAddr::is_ipv4);
+    let take_v4 = v4.len().min(cap.saturating_sub(v6.len().min(cap / 2)));
+    let take_v6 = v6.len().min(cap - take_v4);
+    let mut kept: Vec<IpAddr> = v4.into_iter().take(take_v4).collect();
+    kept.extend(v6.into_iter().take(take_v6));
+    (kept, published)
 }
 
 fn fully_qualified(name: &str) -> String {
@@ -273,5 +315,43 @@ fn trim_dot(name: &str) -> String {
         ".".to_owned()
     } else {
         trimmed.to_ascii_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
+    fn v6(last: u16) -> IpAddr {
+        IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, last])
+    }
+
+    #[test]
+    fn duplicates_go_wherever_they_are() {
+        let (kept, published) = distinct_capped(&[v4(1), v4(2), v4(1), v6(1), v4(2), v6(1)], 16);
+        assert_eq!(kept, vec![v4(1), v4(2), v6(1)]);
+        assert_eq!(published, 3);
+    }
+
+    #[test]
+    fn the_cap_is_shared_between_families() {
+        let mut many: Vec<IpAddr> = (1..=200).map(v4).collect();
+        many.push(v6(1));
+        let (kept, published) = distinct_capped(&many, 16);
+        assert_eq!(published, 201);
+        assert_eq!(kept.len(), 16);
+        assert_eq!(kept[..15], (1..=15).map(v4).collect::<Vec<_>>()[..]);
+        assert_eq!(kept[15], v6(1));
+        let mut both: Vec<IpAddr> = (1..=20).map(v4).collect();
+        both.extend((1..=20).map(v6));
+        let (kept, _) = distinct_capped(&both, 16);
+        assert_eq!(kept.iter().filter(|ip| ip.is_ipv4()).count(), 8);
+        assert_eq!(kept.iter().filter(|ip| ip.is_ipv6()).count(), 8);
+        let only_v6: Vec<IpAddr> = (1..=40).map(v6).collect();
+        assert_eq!(distinct_capped(&only_v6, 16).0.len(), 16);
     }
 }

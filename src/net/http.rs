@@ -4,8 +4,9 @@
 use crate::model::facts::{
     BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod, is_exchange_header,
 };
+use crate::model::text::truncate_at_boundary;
 use crate::protocol::microsoft365;
-use crate::protocol::pox;
+use crate::protocol::{pox, redirect};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -242,10 +243,12 @@ async fn read_capped(
 fn record_headers(exchange: &mut HttpExchange, headers: &HeaderMap) {
     let text = |value: &hyper::header::HeaderValue| {
         let mut text = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        text.truncate(512);
+        truncate_at_boundary(&mut text, 512);
         text
     };
-    exchange.location = headers.get(LOCATION).map(text);
+    exchange.location = headers
+        .get(LOCATION)
+        .map(|value| redirect::redact_userinfo(&text(value)));
     exchange.server = headers.get(SERVER).map(text);
     exchange.content_type = headers.get(CONTENT_TYPE).map(text);
     exchange.retry_after_seconds = headers

@@ -135,12 +135,23 @@ impl Prober {
         }
         let host = url_host(url)?;
         let port = parsed.port_or_known_default()?;
+        if ctx.phase().is_zero() {
+            return None;
+        }
         let ips = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![ip],
             Err(_) => self.dns.lookup_host(&host, ctx.phase()).await.addresses,
         };
-        for ip in ips.into_iter().take(4) {
+        // The URL comes from a certificate: the same addresses are off limits as for any host.
+        let allowed = ips
+            .into_iter()
+            .filter(|ip| self.policy.refusal(*ip).is_none());
+        for ip in allowed.take(4) {
+            if ctx.phase().is_zero() {
+                return None;
+            }
             let address = SocketAddr::new(ip, port);
+            let _slot = self.connection_slot(ctx).await.ok()?;
             let connected =
                 tokio::time::timeout(ctx.phase(), self.connector.connect(address)).await;
             let Ok(Ok(tcp)) = connected else { continue };

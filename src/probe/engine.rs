@@ -4,10 +4,11 @@
 use super::shared::{SharedKey, shareable};
 use super::{Prober, StepContext};
 use crate::model::facts::{
-    AddressAttempt, ConnectResult, Hop, HopNext, HopOrigin, HostLookup, HttpExchange, HttpMethod,
-    RedirectRefusal, url_host,
+    AddressAttempt, ConnectResult, Hop, HopNext, HopOrigin, HttpExchange, HttpMethod,
+    RedirectRefusal, RefusedAddress, url_host,
 };
 use crate::model::step::{AUTODISCOVER_PATH, StepStatus};
+use crate::net::connect::is_local_resource_error;
 use crate::net::http::HttpConnection;
 use crate::protocol::classify::{self, AddressResult, HopResult, Request};
 use futures_util::future::join_all;
@@ -75,12 +76,11 @@ impl Prober {
         ctx: &StepContext,
     ) -> (Hop, HopResult) {
         let (mut hop, addresses) = self.resolve(url, origin, ctx).await;
-        if let Some(status) = hop.lookup.as_ref().and_then(HostLookup::failure_status) {
-            hop.status = status;
+        if addresses.is_empty() {
             let result = HopResult {
-                status: Some(status),
+                status: Some(hop.status),
                 next: None,
-                refused: None,
+                refused: hop.redirect_refused.clone(),
             };
             return (hop, result);
         }
@@ -98,7 +98,9 @@ impl Prober {
         (hop, result)
     }
 
-    /// The hop of `url` before any connection: its DNS lookup and the socket addresses to try.
+    /// The hop of `url` before any connection: its DNS lookup and the socket addresses to try,
+    /// without the addresses the policy refuses. When nothing is left to try, the hop's status
+    /// says why (no record, DNS error, the step's time is up, every address refused).
     pub(super) async fn resolve(
         &self,
         url: &str,
@@ -107,8 +109,23 @@ impl Prober {
     ) -> (Hop, Vec<SocketAddr>) {
         let host = url_host(url).unwrap_or_default();
         let port = port_of(url);
-        let (lookup, ips) = match host.parse::<IpAddr>() {
-            Ok(ip) => (None, vec![ip]),
+        let mut hop = Hop {
+            url: url.to_owned(),
+            origin,
+            lookup: None,
+            addresses: Vec::new(),
+            status: StepStatus::DnsNoRecord,
+            next: None,
+            redirect_refused: None,
+            refused_addresses: Vec::new(),
+        };
+        let ips = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            // The step's budget is spent: no query goes out after its deadline.
+            Err(_) if ctx.phase().is_zero() => {
+                hop.status = StepStatus::Timeout;
+                return (hop, Vec::new());
+            }
             Err(_) => {
                 let cell = ctx.lookups.cell(&host);
                 let lookup = cell
@@ -116,22 +133,33 @@ impl Prober {
                     .await
                     .clone();
                 let ips = lookup.addresses.clone();
-                (Some(lookup), ips)
+                if let Some(status) = lookup.failure_status() {
+                    hop.status = status;
+                }
+                hop.lookup = Some(lookup);
+                ips
             }
         };
-        let hop = Hop {
-            url: url.to_owned(),
-            origin,
-            lookup,
-            addresses: Vec::new(),
-            status: StepStatus::DnsNoRecord,
-            next: None,
-            redirect_refused: None,
-        };
-        let addresses = ips
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect();
+        let mut addresses = Vec::with_capacity(ips.len());
+        for ip in ips {
+            match self.policy.refusal(ip) {
+                Some(reason) => hop.refused_addresses.push(RefusedAddress {
+                    address: ip,
+                    reason,
+                }),
+                None => addresses.push(SocketAddr::new(ip, port)),
+            }
+        }
+        if addresses.is_empty()
+            && let Some(first) = hop.refused_addresses.first()
+        {
+            hop.status = StepStatus::RedirectInvalid;
+            hop.redirect_refused = Some(RedirectRefusal::ForbiddenAddress(format!(
+                "{host} resolves only to addresses the probe does not connect to ({} is {})",
+                first.address,
+                first.reason.describe()
+            )));
+        }
         (hop, addresses)
     }
 
@@ -169,25 +197,20 @@ impl Prober {
             );
             return (attempt, result);
         }
-        let connected = tokio::time::timeout(ctx.phase(), self.connector.connect(address)).await;
-        attempt.connect_seconds = started.elapsed().as_secs_f64();
-        let tcp = match connected {
-            Err(_) => None,
-            Ok(Err(error)) => {
-                attempt.connect = if error.kind() == std::io::ErrorKind::ConnectionRefused {
-                    ConnectResult::Refused
-                } else {
-                    ConnectResult::Failed {
-                        detail: error.to_string(),
-                    }
-                };
-                None
+        let (tcp, _slot) = match self.connection_slot(ctx).await {
+            Err(not_tried) => {
+                attempt.connect = not_tried;
+                (None, None)
             }
-            Ok(Ok(tcp)) => {
-                attempt.connect = ConnectResult::Connected;
-                Some(tcp)
+            Ok(slot) => {
+                let tcp = self.connect(address, ctx, &mut attempt).await;
+                if slot.squeezed && attempt.connect == ConnectResult::Timeout {
+                    attempt.connect = self.starved();
+                }
+                (tcp, Some(slot))
             }
         };
+        attempt.connect_seconds = started.elapsed().as_secs_f64();
         if let Some(tcp) = tcp {
             let path = path_of(url);
             let host_header = host_header(host, address.port(), request);
@@ -219,6 +242,72 @@ impl Prober {
             self.shared.insert(key, &attempt);
         }
         (attempt, result)
+    }
+
+    /// TCP to `address` within the phase budget; the result is recorded in `attempt`.
+    async fn connect(
+        &self,
+        address: SocketAddr,
+        ctx: &StepContext,
+        attempt: &mut AddressAttempt,
+    ) -> Option<tokio::net::TcpStream> {
+        let (result, tcp) = self.connect_within(address, ctx).await;
+        attempt.connect = result;
+        tcp
+    }
+
+    /// TCP to `address` within the phase budget, nothing after the step's deadline; local
+    /// socket failures (EMFILE, ENFILE, ...) are `LocalError`, never the address's fault.
+    pub(super) async fn connect_within(
+        &self,
+        address: SocketAddr,
+        ctx: &StepContext,
+    ) -> (ConnectResult, Option<tokio::net::TcpStream>) {
+        let budget = ctx.phase();
+        if budget.is_zero() {
+            // The step's time is up: no connection is opened after its deadline.
+            return (ConnectResult::Timeout, None);
+        }
+        match tokio::time::timeout(budget, self.connector.connect(address)).await {
+            Err(_) => (ConnectResult::Timeout, None),
+            Ok(Err(error)) => {
+                let result = if is_local_resource_error(&error) {
+                    ConnectResult::LocalError {
+                        detail: error.to_string(),
+                    }
+                } else if error.kind() == std::io::ErrorKind::ConnectionRefused {
+                    ConnectResult::Refused
+                } else {
+                    ConnectResult::Failed {
+                        detail: error.to_string(),
+                    }
+                };
+                (result, None)
+            }
+            Ok(Ok(tcp)) => (ConnectResult::Connected, Some(tcp)),
+        }
+    }
+
+    /// A connection slot (the probe's and the process's), then TCP to `address`: the
+    /// connection budget every connection of a probe goes through. The slot is held as long as
+    /// the returned value lives.
+    pub(super) async fn open_budgeted(
+        &self,
+        address: SocketAddr,
+        ctx: &StepContext,
+    ) -> (
+        ConnectResult,
+        Option<(tokio::net::TcpStream, super::ConnectionSlot)>,
+    ) {
+        let slot = match self.connection_slot(ctx).await {
+            Ok(slot) => slot,
+            Err(not_tried) => return (not_tried, None),
+        };
+        let (mut result, tcp) = self.connect_within(address, ctx).await;
+        if slot.squeezed && result == ConnectResult::Timeout {
+            result = self.starved();
+        }
+        (result, tcp.map(|tcp| (tcp, slot)))
     }
 
     async fn exchange<S>(

@@ -12,12 +12,13 @@ mod steps;
 
 use crate::model::address::MailAddress;
 use crate::model::facts::HostLookup;
-use crate::model::facts::{HopNext, MAX_HOPS, RedirectRefusal, StepTrace};
+use crate::model::facts::{ConnectResult, HopNext, MAX_HOPS, RedirectRefusal, StepTrace};
 use crate::model::report::{Discovery, ProbeReport, RedirectHop};
 use crate::model::step::{StepId, StepStatus, StepTarget};
-use crate::net::connect::Connector;
+use crate::net::connect::{Connector, process_connection_limit};
 use crate::net::dns::Dns;
 use crate::net::tls::{TlsTrust, unix_now};
+use crate::protocol::destination::AddressPolicy;
 use crate::protocol::{srv, verdict};
 use aia::AiaCache;
 use credentials::CredentialsPolicy;
@@ -26,7 +27,7 @@ use microsoft365::Microsoft365Client;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Default budget of a whole probe.
@@ -35,6 +36,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default budget of one network phase.
 pub const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections one probe has open at most: its steps run side by side, each trying every
+/// address of a host (at most `MAX_ADDRESSES_PER_HOST`).
+pub const MAX_CONNECTIONS_PER_PROBE: usize = 32;
+/// Connections all probes of the process have open at most (or a quarter of the file
+/// descriptor limit, when that is lower).
+pub const MAX_CONNECTIONS: usize = 256;
 /// No budget is longer than this, whatever the options say (`Instant + Duration` panics on
 /// overflow; the configuration allows at most 10 minutes).
 const LONGEST_BUDGET: Duration = Duration::from_secs(3600);
@@ -76,6 +83,9 @@ pub struct Prober {
     microsoft365: Arc<Microsoft365Client>,
     aia: Arc<AiaCache>,
     shared: Arc<shared::SharedAttempts>,
+    connections: Arc<Semaphore>,
+    connection_limit: usize,
+    policy: AddressPolicy,
 }
 
 /// Where a step must stop, and for which address it asks.
@@ -86,6 +96,8 @@ struct StepContext {
     phase_timeout: Duration,
     hop_budget: usize,
     lookups: Arc<HostLookups>,
+    /// The probe's own connection slots, shared by its steps.
+    probe_connections: Arc<Semaphore>,
 }
 
 /// The host lookups of one discovery, one per name: the steps run side by side and several ask
@@ -118,6 +130,7 @@ impl StepContext {
 impl Prober {
     /// A prober that asks Microsoft 365 at its public address, with default politeness.
     pub fn new(dns: Dns, tls: TlsTrust, connector: Arc<dyn Connector>) -> Self {
+        let limit = process_connection_limit(MAX_CONNECTIONS);
         Self {
             dns,
             tls,
@@ -125,7 +138,25 @@ impl Prober {
             microsoft365: Arc::new(Microsoft365Client::default()),
             aia: Arc::new(AiaCache::default()),
             shared: Arc::default(),
+            connections: Arc::new(Semaphore::new(limit)),
+            connection_limit: limit,
+            policy: AddressPolicy::default(),
         }
+    }
+
+    /// Which addresses the probe refuses to connect to (link-local, unspecified and multicast
+    /// always; loopback and private ones too with `refuse_private`).
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// At most `limit` connections open across every probe of this prober.
+    pub fn with_connection_limit(mut self, limit: usize) -> Self {
+        let limit = limit.max(1);
+        self.connections = Arc::new(Semaphore::new(limit));
+        self.connection_limit = limit;
+        self
     }
 
     /// Uses `client` (shared across reloads, so its cache and rate limit survive them).
@@ -146,10 +177,15 @@ impl Prober {
         let deadline = started + options.timeout.min(LONGEST_BUDGET);
         let mut visited: HashSet<MailAddress> = HashSet::from([address.clone()]);
         let mut redirects: Vec<RedirectHop> = Vec::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_PROBE));
         let (first, delegation) = tokio::join!(
-            self.discover(address, options, deadline, MAX_HOPS),
-            self.dns
-                .lookup_delegation(address.domain().ascii(), options.phase_timeout)
+            self.discover(address, options, deadline, MAX_HOPS, &slots),
+            self.dns.lookup_delegation(
+                address.domain().ascii(),
+                options
+                    .phase_timeout
+                    .min(deadline.saturating_duration_since(Instant::now()))
+            )
         );
         let mut discoveries = vec![first];
         while let Some(last) = discoveries.last_mut() {
@@ -178,7 +214,10 @@ impl Prober {
             });
             visited.insert(next.clone());
             let budget = MAX_HOPS.saturating_sub(redirects.len());
-            discoveries.push(self.discover(&next, options, deadline, budget).await);
+            discoveries.push(
+                self.discover(&next, options, deadline, budget, &slots)
+                    .await,
+            );
         }
         for discovery in &discoveries {
             for step in &discovery.steps {
@@ -193,7 +232,7 @@ impl Prober {
                 }
             }
         }
-        let probe_error = resolver_unusable(&discoveries);
+        let probe_error = probe_error(&discoveries);
         let mut decision = verdict::decide(&discoveries, probe_error);
         let after = match (&decision.endpoint, probe_error) {
             (Some(endpoint), false) => {
@@ -205,6 +244,7 @@ impl Prober {
                     phase_timeout: options.phase_timeout,
                     hop_budget: 0,
                     lookups: Arc::default(),
+                    probe_connections: slots.clone(),
                 };
                 self.after_autodiscover(&discoveries, endpoint, options.credentials.as_ref(), &ctx)
                     .await
@@ -249,6 +289,7 @@ impl Prober {
         options: &ProbeOptions,
         probe_deadline: Instant,
         hop_budget: usize,
+        slots: &Arc<Semaphore>,
     ) -> Discovery {
         let base = self.microsoft365.base_url();
         let lookups = Arc::new(HostLookups::default());
@@ -260,6 +301,7 @@ impl Prober {
                 phase_timeout: options.phase_timeout,
                 hop_budget,
                 lookups: lookups.clone(),
+                probe_connections: slots.clone(),
             };
             let enabled = options.steps.contains(&step);
             let base = base.clone();
@@ -288,12 +330,76 @@ impl Prober {
     }
 }
 
+fn slots_closed() -> ConnectResult {
+    ConnectResult::LocalError {
+        detail: "connection slots closed".into(),
+    }
+}
+
+/// A connection's slots: the probe's and the process's. Dropping them frees both.
+pub(crate) struct ConnectionSlot {
+    _probe: OwnedSemaphorePermit,
+    _process: OwnedSemaphorePermit,
+    /// Waiting for the process's slot shortened the connect budget: if the connect then times
+    /// out, the exporter's load is to blame, not the address.
+    pub(crate) squeezed: bool,
+}
+
+impl Prober {
+    /// Waits (at most until the step's deadline) for a slot of the probe and one of the process.
+    /// Running out of the probe's own slots is the step running out of time (the domain has many
+    /// slow addresses); running out of the process's is a local failure.
+    async fn connection_slot(&self, ctx: &StepContext) -> Result<ConnectionSlot, ConnectResult> {
+        let closed = |_| slots_closed();
+        let probe =
+            tokio::time::timeout_at(ctx.deadline, ctx.probe_connections.clone().acquire_owned())
+                .await
+                .map_err(|_| ConnectResult::Timeout)?
+                .map_err(closed)?;
+        let (process, squeezed) = match self.connections.clone().try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(slots_closed()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let budget = ctx.phase();
+                let permit =
+                    tokio::time::timeout_at(ctx.deadline, self.connections.clone().acquire_owned())
+                        .await
+                        .map_err(|_| self.starved())?
+                        .map_err(closed)?;
+                (permit, ctx.phase() < budget)
+            }
+        };
+        Ok(ConnectionSlot {
+            _probe: probe,
+            _process: process,
+            squeezed,
+        })
+    }
+
+    /// An address not tried (or not given its full time) because every connection slot of the
+    /// process was taken.
+    fn starved(&self) -> ConnectResult {
+        ConnectResult::LocalError {
+            detail: format!(
+                "no free connection slot in time: all {} connections of the exporter are in use",
+                self.connection_limit
+            ),
+        }
+    }
+}
+
 fn mark_refused(step: &mut StepTrace, refusal: RedirectRefusal) {
     step.status = StepStatus::RedirectInvalid;
     if let Some(hop) = step.hops.iter_mut().rev().find(|h| h.next.is_some()) {
-        hop.next = None;
-        hop.status = StepStatus::RedirectInvalid;
-        hop.redirect_refused = Some(refusal);
+        engine::refuse(hop, refusal);
+    }
+    // The redirects that led here were counted as finding the endpoint the refused answer
+    // named: that chain now ends in the refusal. (Only one chain of a step can have ended in
+    // `endpoint_found`: the step stops there.)
+    for hop in &mut step.hops {
+        if hop.status == StepStatus::EndpointFound {
+            hop.status = StepStatus::RedirectInvalid;
+        }
         for attempt in &mut hop.addresses {
             if attempt.status == StepStatus::EndpointFound {
                 attempt.status = StepStatus::RedirectInvalid;
@@ -302,21 +408,8 @@ fn mark_refused(step: &mut StepTrace, refusal: RedirectRefusal) {
     }
 }
 
-/// No DNS server answered any question of this probe: the probe could not run.
-fn resolver_unusable(discoveries: &[Discovery]) -> bool {
-    let mut answers = Vec::new();
-    for discovery in discoveries {
-        for step in &discovery.steps {
-            if let Some(srv) = &step.srv {
-                answers.push(&srv.answer);
-            }
-            for hop in &step.hops {
-                if let Some(lookup) = &hop.lookup {
-                    answers.push(&lookup.a);
-                    answers.push(&lookup.aaaa);
-                }
-            }
-        }
-    }
-    !answers.is_empty() && answers.iter().all(|a| a.is_transport_failure())
+/// The probe could not run: no DNS server answered, or a resource of this machine ran out.
+fn probe_error(discoveries: &[Discovery]) -> bool {
+    let steps = || discoveries.iter().flat_map(|d| d.steps.iter());
+    verdict::resolver_unusable(steps()) || verdict::local_failure(steps()).is_some()
 }

@@ -212,10 +212,11 @@ impl Prober {
         path: &str,
         ctx: &StepContext,
     ) -> Option<HttpExchange> {
-        let tcp = tokio::time::timeout(ctx.phase(), self.connector.connect(address))
-            .await
-            .ok()?
-            .ok()?;
+        if self.policy.refusal(address.ip()).is_some() {
+            return None;
+        }
+        let (_, opened) = self.open_budgeted(address, ctx).await;
+        let (tcp, _slot) = opened?;
         let mut outcome = self.tls.handshake(tcp, host, ctx.phase()).await;
         self.complete_chain(&mut outcome, host, ctx).await;
         if !outcome.facts.verdict.as_ref().is_some_and(|v| v.is_valid()) {
@@ -292,27 +293,35 @@ impl Prober {
             detail: None,
             duration_seconds: 0.0,
         };
-        let connected = tokio::time::timeout(ctx.phase(), self.connector.connect(address)).await;
+        if let Some(reason) = self.policy.refusal(address.ip()) {
+            // Never connected to, whoever names it (as for the Autodiscover steps).
+            let detail = format!(
+                "{} is {}: the probe does not connect there",
+                address.ip(),
+                reason.describe()
+            );
+            attempt.connect = ConnectResult::Failed {
+                detail: detail.clone(),
+            };
+            attempt.status = ServiceStatus::ConnectRefused;
+            attempt.detail = Some(detail);
+            attempt.duration_seconds = started.elapsed().as_secs_f64();
+            return attempt;
+        }
+        let (connect, opened) = self.open_budgeted(address, ctx).await;
         attempt.connect_seconds = started.elapsed().as_secs_f64();
-        let tcp = match connected {
-            Err(_) => None,
-            Ok(Err(error)) => {
+        match &connect {
+            ConnectResult::Refused | ConnectResult::Failed { .. } => {
                 attempt.status = ServiceStatus::ConnectRefused;
-                attempt.connect = if error.kind() == std::io::ErrorKind::ConnectionRefused {
-                    ConnectResult::Refused
-                } else {
-                    ConnectResult::Failed {
-                        detail: error.to_string(),
-                    }
-                };
-                None
             }
-            Ok(Ok(tcp)) => {
-                attempt.connect = ConnectResult::Connected;
-                Some(tcp)
+            ConnectResult::LocalError { detail } => {
+                // The exporter's own limit, not the server's: said so in the detail.
+                attempt.detail = Some(format!("not tried: {detail}"));
             }
-        };
-        if let Some(tcp) = tcp {
+            ConnectResult::Timeout | ConnectResult::Connected => {}
+        }
+        attempt.connect = connect;
+        if let Some((tcp, _slot)) = opened {
             let (status, detail) = if target.service.is_https() {
                 self.https_service(target, tcp, ctx, &mut attempt).await
             } else {

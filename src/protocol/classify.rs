@@ -70,6 +70,12 @@ pub fn classify_address(
     match connect {
         ConnectResult::Connected => {}
         ConnectResult::Timeout => return AddressResult::Unreachable(StepStatus::Timeout),
+        // Not tried, for a reason on this machine: never the domain's `connect_refused`. The
+        // probe's outcome is `probe_error` (`verdict::local_failure`); the address ranks as a
+        // connection that did not finish, so addresses that were tried decide the hop.
+        ConnectResult::LocalError { .. } => {
+            return AddressResult::Unreachable(StepStatus::Timeout);
+        }
         ConnectResult::Refused | ConnectResult::Failed { .. } => {
             return AddressResult::Unreachable(StepStatus::ConnectRefused);
         }

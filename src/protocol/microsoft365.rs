@@ -38,7 +38,9 @@ pub fn parse_answer(body: &str) -> Microsoft365Json {
     if let Some(url) = field("Url") {
         let protocol = field("Protocol").unwrap_or_default();
         if protocol.eq_ignore_ascii_case("AutodiscoverV1") {
-            return Microsoft365Json::Endpoint { url };
+            return Microsoft365Json::Endpoint {
+                url: super::redirect::redact_userinfo(&url),
+            };
         }
         return Microsoft365Json::Other {
             detail: format!("answer for protocol {protocol:?}, not AutodiscoverV1"),

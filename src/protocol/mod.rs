@@ -2,6 +2,7 @@
 //! redirect rules, SRV ordering, and the decision that turns observed facts into a verdict.
 
 pub mod classify;
+pub mod destination;
 pub mod microsoft365;
 pub mod pox;
 pub mod redirect;

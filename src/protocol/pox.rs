@@ -79,7 +79,7 @@ pub fn parse_response(body: &str) -> Result<PoxResponse, PoxParseError> {
         "redirecturl" => account
             .redirect_url
             .map(|u| PoxResponse::RedirectUrl {
-                url: u.trim().to_owned(),
+                url: super::redirect::redact_userinfo(u.trim()),
             })
             .ok_or(PoxParseError::NoAction),
         _ => Err(PoxParseError::NoAction),

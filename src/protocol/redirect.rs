@@ -24,12 +24,37 @@ pub fn validate_target(base: &str, location: &str) -> Result<String, RedirectRef
         .join(location.trim())
         .map_err(|_| RedirectRefusal::Malformed(location.to_owned()))?;
     if target.scheme() != "https" || target.host_str().is_none() {
-        return Err(RedirectRefusal::NotHttps(target.to_string()));
+        return Err(RedirectRefusal::NotHttps(without_userinfo(&target)));
+    }
+    if !target.username().is_empty() || target.password().is_some() {
+        return Err(RedirectRefusal::Userinfo(without_userinfo(&target)));
     }
     if !is_autodiscover_path(target.path()) {
         return Err(RedirectRefusal::WrongPath(target.to_string()));
     }
     Ok(target.to_string())
+}
+
+/// A URL as a server sent it (Location, redirectUrl, Microsoft 365's Url) with credentials in it
+/// replaced: they are kept out of traces, JSON and logs. Anything else is returned unchanged.
+pub fn redact_userinfo(text: &str) -> String {
+    let parsed = Url::parse(text)
+        .or_else(|_| Url::parse("https://relative.invalid/").and_then(|base| base.join(text)));
+    match parsed {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => without_userinfo(&url),
+        _ => text.to_owned(),
+    }
+}
+
+/// The URL with its credentials replaced, so they never reach a trace or a log.
+fn without_userinfo(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let _ = shown.set_username("redacted");
+    let _ = shown.set_password(None);
+    shown.to_string()
 }
 
 fn is_autodiscover_path(path: &str) -> bool {
@@ -116,5 +141,36 @@ mod tests {
     }
 
     #[test]
-    fn hosts_are_taken_from_urls() {}
+    fn credentials_in_recorded_urls_are_redacted() {
+        assert_eq!(
+            redact_userinfo("https://a:secret@x.example/autodiscover/autodiscover.xml"),
+            "https://redacted@x.example/autodiscover/autodiscover.xml"
+        );
+        assert!(!redact_userinfo("//a:secret@x.example/p").contains("secret"));
+        assert_eq!(
+            redact_userinfo("/autodiscover/x.xml"),
+            "/autodiscover/x.xml"
+        );
+        assert_eq!(redact_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn credentials_in_targets_are_refused_and_not_shown() {
+        for location in [
+            "https://user:secret@mail.example/autodiscover/autodiscover.xml",
+            "https://user@mail.example/autodiscover/autodiscover.xml",
+            "https://:secret@mail.example/autodiscover/autodiscover.xml",
+            "http://user:secret@mail.example/autodiscover/autodiscover.xml",
+        ] {
+            let refusal = validate_target(BASE, location).unwrap_err();
+            assert!(
+                matches!(
+                    refusal,
+                    RedirectRefusal::Userinfo(_) | RedirectRefusal::NotHttps(_)
+                ),
+                "{location}: {refusal:?}"
+            );
+            assert!(!refusal.to_string().contains("secret"), "{refusal}");
+        }
+    }
 }

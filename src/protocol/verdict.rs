@@ -1,6 +1,6 @@
 //! The verdict: which step Outlook ends on, which prompts it shows on the way.
 
-use crate::model::facts::HopNext;
+use crate::model::facts::{ConnectResult, HopNext, StepTrace};
 use crate::model::report::{Discovery, Endpoint};
 use crate::model::settings::{ServiceCheck, ServicePrompt};
 use crate::model::step::{Outcome, StepId, StepStatus};
@@ -100,6 +100,52 @@ pub fn add_services(decision: &mut Decision, services: &[ServiceCheck]) {
     }
 }
 
+/// No DNS server answered any question of these steps (every answer a timeout or unreachable):
+/// the resolver itself is not usable.
+pub fn resolver_unusable<'a>(steps: impl IntoIterator<Item = &'a StepTrace>) -> bool {
+    let mut any = false;
+    for step in steps {
+        let lookups = step.hops.iter().filter_map(|h| h.lookup.as_ref());
+        let answers = step
+            .srv
+            .iter()
+            .map(|srv| &srv.answer)
+            .chain(lookups.flat_map(|l| [&l.a, &l.aaaa]));
+        for answer in answers {
+            if !answer.is_transport_failure() {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
+}
+
+/// The first failure of these steps that happened on this machine (no file descriptor, no
+/// buffer space, no connection slot): the probe could not look, so nothing may be concluded
+/// about the domain.
+pub fn local_failure<'a>(steps: impl IntoIterator<Item = &'a StepTrace>) -> Option<String> {
+    for step in steps {
+        let dns = step.srv.iter().map(|srv| &srv.answer).chain(
+            step.hops
+                .iter()
+                .filter_map(|h| h.lookup.as_ref())
+                .flat_map(|l| [&l.a, &l.aaaa]),
+        );
+        for answer in dns {
+            if answer.is_local_failure() {
+                return Some(answer.describe());
+            }
+        }
+        for (_, attempt) in step.addresses() {
+            if let ConnectResult::LocalError { detail } = &attempt.connect {
+                return Some(format!("{}: {detail}", attempt.address));
+            }
+        }
+    }
+    None
+}
+
 /// The step whose `redirectAddr` answer ends this discovery, with the new address, if the walk
 /// in Outlook's order reaches one before any other endpoint.
 pub fn pending_restart(discovery: &Discovery) -> Option<(usize, String)> {
@@ -134,6 +180,7 @@ mod tests {
             status,
             next: None,
             redirect_refused: None,
+            refused_addresses: vec![],
         }];
         trace
     }

@@ -17,7 +17,11 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-pub use crate::protocol::pox::escape;
+/// Escapes text for HTML content and attribute values; controls and bidi overrides from outside
+/// are shown as escapes, not obeyed.
+pub fn escape(text: &str) -> String {
+    crate::protocol::pox::escape(&crate::model::text::escape_controls(text))
+}
 
 /// Domains per page of the status page.
 pub const PAGE_SIZE: usize = 200;
@@ -919,6 +923,9 @@ fn address_tree(body: &mut String, hop: &Hop, attempt: &AddressAttempt) {
         ConnectResult::Refused => "TCP connection refused".to_owned(),
         ConnectResult::Timeout => "TCP connect timed out".to_owned(),
         ConnectResult::Failed { detail } => format!("TCP failed: {detail}"),
+        ConnectResult::LocalError { detail } => {
+            format!("not tried: the exporter ran out of a local resource ({detail})")
+        }
     };
     let _ = write!(body, "<li>{}</li>", escape(&connect));
     if let Some(tls) = &attempt.tls {

@@ -10,6 +10,7 @@ use crate::model::labels::RESERVED_LABELS;
 use crate::model::report::ProbeReport;
 use crate::model::settings::ServiceStatus;
 use crate::model::step::{Outcome, StepId};
+use crate::model::text::{is_unsafe, push_escaped};
 use crate::render::gzip::{DeflateWriter, inflate};
 use flate2::Compression;
 use std::collections::BTreeMap;
@@ -478,8 +479,8 @@ fn render_services(f: &mut Lines, report: &ProbeReport) {
 
 struct HostCertificates {
     mismatch: bool,
-    not_after: i64,
-    days: f64,
+    /// Earliest notAfter and days to expiry, of the leaves whose dates are known.
+    expiry: Option<(i64, f64)>,
     leaves: Vec<[String; 4]>,
 }
 
@@ -499,20 +500,22 @@ fn add_certificate(hosts: &mut BTreeMap<String, HostCertificates>, host: &str, t
     let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
         return;
     };
-    // Dates of a certificate that cannot be parsed are unknown: no expiry is exported (the
-    // trace says why), rather than a notAfter of 1970.
-    if leaf.parse_error.is_some() {
-        return;
-    }
     let entry = hosts.entry(host.to_owned()).or_insert(HostCertificates {
         mismatch: false,
-        not_after: leaf.not_after,
-        days: leaf.days_to_expiry,
+        expiry: None,
         leaves: Vec::new(),
     });
     entry.mismatch |= !verdict.name_matches;
-    entry.not_after = entry.not_after.min(leaf.not_after);
-    entry.days = entry.days.min(leaf.days_to_expiry);
+    // Dates of a certificate that cannot be parsed are unknown: no expiry is exported for it
+    // (the trace says why), rather than a notAfter of 1970.
+    if leaf.parse_error.is_none() {
+        entry.expiry = Some(match entry.expiry {
+            Some((not_after, days)) => {
+                (not_after.min(leaf.not_after), days.min(leaf.days_to_expiry))
+            }
+            None => (leaf.not_after, leaf.days_to_expiry),
+        });
+    }
     let identity = [
         leaf.subject.clone(),
         leaf.issuer.clone(),
@@ -528,8 +531,10 @@ fn write_certificates(f: &mut Lines, step_name: &str, hosts: &BTreeMap<String, H
     for (host, certs) in hosts {
         let labels = [("step", step_name), ("host", host.as_str())];
         f.push(Family::NameMismatch, &labels, bool_value(certs.mismatch));
-        f.push(Family::DaysToExpiry, &labels, certs.days);
-        f.push(Family::NotAfter, &labels, certs.not_after as f64);
+        if let Some((not_after, days)) = certs.expiry {
+            f.push(Family::DaysToExpiry, &labels, days);
+            f.push(Family::NotAfter, &labels, not_after as f64);
+        }
         for [subject, issuer, serial, fingerprint] in &certs.leaves {
             f.push(
                 Family::CertificateInfo,
@@ -751,6 +756,12 @@ fn push_label(out: &mut String, name: &str, value: &str) {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
+            // A terminal showing the exposition must not obey what a certificate subject says.
+            c if is_unsafe(c) => {
+                let mut escaped = String::new();
+                push_escaped(&mut escaped, c);
+                out.push_str(&escaped.replace('\\', "\\\\"));
+            }
             c => out.push(c),
         }
     }

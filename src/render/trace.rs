@@ -1,15 +1,18 @@
 //! The step-by-step text trace of a probe (what `check` prints and `/probe?debug=true` returns).
+//! Every text that came from outside (names, certificates, headers, answers, errors) goes
+//! through `clean`, so a hostile server cannot send escape sequences to the reader's terminal.
 
 use crate::model::facts::{
     AddressAttempt, BodyKind, CertificateSource, ConnectResult, HopOrigin, HostLookup,
-    HttpExchange, HttpFailure, Microsoft365Answer, Microsoft365Json, QuerySource, StepTrace,
-    TlsFacts, TlsHandshake, Validity,
+    HttpExchange, HttpFailure, Microsoft365Answer, Microsoft365Json, QuerySource, RedirectRefusal,
+    StepTrace, TlsFacts, TlsHandshake, Validity,
 };
 use crate::model::finding::{Severity, date};
 use crate::model::pox::PoxResponse;
 use crate::model::report::{ProbeReport, RedirectHop};
 use crate::model::settings::{CredentialsResult, ServiceStatus, TlsMode};
 use crate::model::step::{Outcome, StepStatus};
+use crate::model::text::escape_controls as clean;
 use std::fmt::Write;
 
 /// Whether to colour the output with ANSI escapes.
@@ -28,7 +31,10 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
     let _ = writeln!(
         out,
         "{}",
-        p.bold(&format!("Autodiscover for {}", report.address))
+        p.bold(&format!(
+            "Autodiscover for {}",
+            clean(&report.address.to_string())
+        ))
     );
     let _ = writeln!(out, "Resolver: {}", report.resolver);
     let _ = writeln!(
@@ -39,7 +45,12 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
     );
     match &report.endpoint {
         Some(endpoint) => {
-            let _ = writeln!(out, "Endpoint: {} via {}", endpoint.url, endpoint.step);
+            let _ = writeln!(
+                out,
+                "Endpoint: {} via {}",
+                clean(&endpoint.url),
+                endpoint.step
+            );
         }
         None => {
             let _ = writeln!(out, "Endpoint: none");
@@ -81,14 +92,17 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             Some(soa) => format!("serial {} (primary {})", soa.serial, soa.primary),
             None => delegation.soa_answer.describe(),
         };
-        let _ = writeln!(out, "Delegation: NS {ns}; SOA {soa}");
+        let _ = writeln!(out, "Delegation: NS {}; SOA {}", clean(&ns), clean(&soa));
     }
     for (index, (address, steps)) in report.discoveries().enumerate() {
         if index > 0 {
             let _ = writeln!(
                 out,
                 "\n{}",
-                p.bold(&format!("Discovery restarted for {address} (redirectAddr)"))
+                p.bold(&format!(
+                    "Discovery restarted for {} (redirectAddr)",
+                    clean(&address.to_string())
+                ))
             );
         }
         for step in steps {
@@ -101,9 +115,11 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
         let _ = writeln!(out, "\n{}", p.bold("Redirects"));
         for hop in &report.redirects {
             let _ = match hop {
-                RedirectHop::Url { step, from, to } => writeln!(out, "  {step}: {from} -> {to}"),
+                RedirectHop::Url { step, from, to } => {
+                    writeln!(out, "  {step}: {} -> {}", clean(from), clean(to))
+                }
                 RedirectHop::Address { step, from, to } => {
-                    writeln!(out, "  {step}: address {from} -> {to}")
+                    writeln!(out, "  {step}: address {} -> {}", clean(from), clean(to))
                 }
             };
         }
@@ -119,9 +135,9 @@ pub fn render(report: &ProbeReport, colour: Colour) -> String {
             "  {} {}: {}",
             p.severity(finding.severity, &label),
             finding.code,
-            finding.message
+            clean(&finding.message)
         );
-        let _ = writeln!(out, "          fix: {}", finding.hint);
+        let _ = writeln!(out, "          fix: {}", clean(&finding.hint));
     }
     let _ = writeln!(out, "\nProbe took {:.3} s.", report.duration_seconds);
     out
@@ -151,16 +167,19 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
             .iter()
             .map(|r| format!("{} {} {} {}", r.priority, r.weight, r.port, r.target))
             .collect();
+        let more = srv.records_published.saturating_sub(srv.records.len());
         let detail = if records.is_empty() {
             srv.answer.describe()
+        } else if more > 0 {
+            format!("{} (and {more} more, not used)", records.join("; "))
         } else {
             records.join("; ")
         };
         let _ = writeln!(
             out,
             "   SRV {}: {}  {}",
-            srv.name,
-            detail,
+            clean(&srv.name),
+            clean(&detail),
             millis(srv.duration_seconds)
         );
         if step.hops.is_empty() && !srv.records.is_empty() {
@@ -195,7 +214,7 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
             ),
             QuerySource::Failed => "service unreachable".to_owned(),
         };
-        let _ = writeln!(out, "   Microsoft 365 {answer}  [{source}]");
+        let _ = writeln!(out, "   Microsoft 365 {}  [{source}]", clean(&answer));
     }
     for hop in &step.hops {
         let method = hop
@@ -215,15 +234,33 @@ fn render_step(out: &mut String, p: &Painter, step: &StepTrace) {
                 )
             }
         };
-        let _ = writeln!(out, "   {method:<4} {}{origin}", hop.url);
+        let _ = writeln!(
+            out,
+            "   {method:<4} {}",
+            clean(&format!("{}{origin}", hop.url))
+        );
         if let Some(lookup) = &hop.lookup {
             render_lookup(out, lookup);
         }
         for attempt in &hop.addresses {
             render_attempt(out, p, attempt);
         }
-        if let Some(reason) = &hop.redirect_refused {
-            let _ = writeln!(out, "   redirect refused: {reason}");
+        for refused in &hop.refused_addresses {
+            let _ = writeln!(
+                out,
+                "   - {}  not tried: {}",
+                refused.address,
+                refused.reason.describe()
+            );
+        }
+        match &hop.redirect_refused {
+            Some(reason @ RedirectRefusal::ForbiddenAddress(_)) => {
+                let _ = writeln!(out, "   refused: {}", clean(&reason.to_string()));
+            }
+            Some(reason) => {
+                let _ = writeln!(out, "   redirect refused: {}", clean(&reason.to_string()));
+            }
+            None => {}
         }
     }
 }
@@ -237,12 +274,17 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
                 let _ = writeln!(
                     out,
                     "   POST {} to {address} with Basic authentication (credentials not shown)",
-                    used.url
+                    clean(&used.url)
                 );
-                let _ = writeln!(out, "       HTTP {}", describe_exchange(exchange));
+                let _ = writeln!(out, "       HTTP {}", clean(&describe_exchange(exchange)));
             }
             CredentialsResult::NotSent { reason } => {
-                let _ = writeln!(out, "   not sent to {}: {reason}", used.url);
+                let _ = writeln!(
+                    out,
+                    "   not sent to {}: {}",
+                    clean(&used.url),
+                    clean(reason)
+                );
             }
         }
     }
@@ -255,7 +297,7 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
         .map_or_else(String::new, |s| {
             format!(
                 " from {}{}",
-                s.url,
+                clean(&s.url),
                 if s.authenticated {
                     " (authenticated)"
                 } else {
@@ -265,7 +307,7 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
         });
     let _ = writeln!(out, "\n{}", p.bold(&format!("Settings{from}")));
     if let Some(address) = &settings.autodiscover_smtp_address {
-        let _ = writeln!(out, "   mailbox {address}");
+        let _ = writeln!(out, "   mailbox {}", clean(address));
     }
     for section in &settings.protocols {
         let mut parts = Vec::new();
@@ -281,9 +323,19 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
         if let Some(encryption) = &section.encryption {
             parts.push(format!("Encryption {encryption}"));
         }
-        let _ = writeln!(out, "   {:<9} {}", section.kind, parts.join(", "));
+        let _ = writeln!(
+            out,
+            "   {:<9} {}",
+            clean(&section.kind),
+            clean(&parts.join(", "))
+        );
         for named in &section.urls {
-            let _ = writeln!(out, "             {} {}", named.element, named.url);
+            let _ = writeln!(
+                out,
+                "             {} {}",
+                clean(&named.element),
+                clean(&named.url)
+            );
         }
     }
     if report.services.is_empty() {
@@ -300,15 +352,15 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
             out,
             "\n{} {} {}  [{}]  {}",
             p.bold(target.service.as_str()),
-            target.protocol,
-            place,
+            clean(&target.protocol),
+            clean(&place),
             p.service_status(check.status),
             millis(check.duration_seconds)
         );
         let _ = writeln!(
             out,
             "   named by {}{}",
-            target.named_by.join(", "),
+            clean(&target.named_by.join(", ")),
             if target.external {
                 ""
             } else {
@@ -327,7 +379,10 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
                 ConnectResult::Timeout => {
                     format!("TCP no answer after {}", millis(attempt.connect_seconds))
                 }
-                ConnectResult::Failed { detail } => format!("TCP failed: {detail}"),
+                ConnectResult::Failed { detail } => format!("TCP failed: {}", clean(detail)),
+                ConnectResult::LocalError { detail } => {
+                    format!("not tried (local): {}", clean(detail))
+                }
             };
             let _ = writeln!(out, "   - {}  {connect}", attempt.address);
             let (before, after): (Vec<_>, Vec<_>) = if target.tls == TlsMode::Starttls {
@@ -348,13 +403,13 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
                 (attempt.dialogue.iter().collect(), Vec::new())
             };
             for line in before {
-                let _ = writeln!(out, "       {}: {}", line.from, line.text);
+                let _ = writeln!(out, "       {}: {}", line.from, clean(&line.text));
             }
             if let Some(tls) = &attempt.tls {
                 render_tls(out, p, tls);
             }
             for line in after {
-                let _ = writeln!(out, "       {}: {}", line.from, line.text);
+                let _ = writeln!(out, "       {}: {}", line.from, clean(&line.text));
             }
             if let Some(offered) = attempt.starttls_offered
                 && target.tls == TlsMode::Starttls
@@ -363,12 +418,12 @@ fn render_after(out: &mut String, p: &Painter, report: &ProbeReport) {
                 let _ = writeln!(out, "       STARTTLS not advertised");
             }
             if let Some(http) = &attempt.http {
-                let _ = writeln!(out, "       HTTP {}", describe_exchange(http));
+                let _ = writeln!(out, "       HTTP {}", clean(&describe_exchange(http)));
             }
             let detail = attempt
                 .detail
                 .as_ref()
-                .map(|d| format!(" ({d})"))
+                .map(|d| format!(" ({})", clean(d)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
@@ -394,14 +449,21 @@ fn render_lookup(out: &mut String, lookup: &HostLookup) {
         format!("A {}; AAAA {}", lookup.a.describe(), lookup.aaaa.describe())
     } else {
         let addresses: Vec<String> = lookup.addresses.iter().map(ToString::to_string).collect();
-        addresses.join(", ")
+        let more = lookup
+            .addresses_published
+            .saturating_sub(lookup.addresses.len());
+        if more > 0 {
+            format!("{} (and {more} more, not tried)", addresses.join(", "))
+        } else {
+            addresses.join(", ")
+        }
     };
     chain.push(answer);
     let _ = writeln!(
         out,
         "   DNS {}: {}  {}",
-        lookup.host,
-        chain.join(" -> "),
+        clean(&lookup.host),
+        clean(&chain.join(" -> ")),
         millis(lookup.duration_seconds)
     );
 }
@@ -413,7 +475,10 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
         ConnectResult::Timeout => {
             format!("TCP no answer after {}", millis(attempt.connect_seconds))
         }
-        ConnectResult::Failed { detail } => format!("TCP failed: {detail}"),
+        ConnectResult::Failed { detail } => format!("TCP failed: {}", clean(detail)),
+        ConnectResult::LocalError { detail } => {
+            format!("TCP not tried, local failure: {}", clean(detail))
+        }
     };
     let shared = if attempt.shared {
         "  (shared: observed seconds ago for another domain asking the same)"
@@ -425,10 +490,14 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
         render_tls(out, p, tls);
     }
     if let Some(http) = &attempt.http {
-        let _ = writeln!(out, "       HTTP {}", describe_exchange(http));
+        let _ = writeln!(out, "       HTTP {}", clean(&describe_exchange(http)));
     }
     if let Some(fingerprint) = &attempt.fingerprint {
-        let _ = writeln!(out, "       HTTP {}", describe_exchange(fingerprint));
+        let _ = writeln!(
+            out,
+            "       HTTP {}",
+            clean(&describe_exchange(fingerprint))
+        );
     }
     let _ = writeln!(out, "       => {}", p.status(attempt.status));
 }
@@ -450,7 +519,8 @@ fn render_tls(out: &mut String, p: &Painter, tls: &TlsFacts) {
         };
         let _ = writeln!(
             out,
-            "       TLS failed: {reason}  {}",
+            "       TLS failed: {}  {}",
+            clean(reason),
             millis(tls.duration_seconds)
         );
     }
@@ -458,19 +528,22 @@ fn render_tls(out: &mut String, p: &Painter, tls: &TlsFacts) {
         let _ = writeln!(
             out,
             "       certificate {}  issued by {}",
-            leaf.subject, leaf.issuer
+            clean(&leaf.subject),
+            clean(&leaf.issuer)
         );
         let names = if leaf.dns_names.is_empty() {
             "(none)".to_owned()
         } else {
             leaf.dns_names.join(", ")
         };
-        let _ = writeln!(out, "         names: {names}");
+        let _ = writeln!(out, "         names: {}", clean(&names));
         match &leaf.parse_error {
             Some(error) => {
                 let _ = writeln!(
                     out,
-                    "         unparseable ({error}): dates unknown, sha256 {}",
+                    "         cannot be parsed ({}): its dates are unknown, so no expiry \
+                     is exported for it; sha256 {}",
+                    clean(error),
                     leaf.fingerprint_sha256
                 );
             }
@@ -491,7 +564,11 @@ fn render_tls(out: &mut String, p: &Painter, tls: &TlsFacts) {
                 CertificateSource::Presented => "sent by the server".to_owned(),
                 CertificateSource::Aia { url } => format!("fetched from AIA {url}"),
             };
-            let _ = writeln!(out, "         chain: {}  ({from})", issuer.subject);
+            let _ = writeln!(
+                out,
+                "         chain: {}",
+                clean(&format!("{}  ({from})", issuer.subject))
+            );
         }
         if let Some(verdict) = &tls.verdict {
             let check = |ok: bool| if ok { p.good("ok") } else { p.bad("FAIL") };
@@ -503,7 +580,7 @@ fn render_tls(out: &mut String, p: &Painter, tls: &TlsFacts) {
             let trust_note = verdict
                 .trust_error
                 .as_ref()
-                .map(|e| format!(" ({e})"))
+                .map(|e| format!(" ({})", clean(e)))
                 .unwrap_or_default();
             let aia_note = if verdict.completed_by_aia {
                 " (chain completed from AIA, as Windows does)"

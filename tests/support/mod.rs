@@ -76,6 +76,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// Served with `web_config` and the lifecycle API on (the tests reload over HTTP).
+fn web_options(web_config: Option<WebConfig>) -> web::WebOptions {
+    web::WebOptions {
+        config: web_config.map(Arc::new),
+        enable_lifecycle: true,
+        ..web::WebOptions::default()
+    }
+}
+
+/// History in memory: tests leave no files behind.
+fn memory_history() -> StartOptions {
+    StartOptions {
+        history: HistoryLocation::Memory,
+        ..StartOptions::default()
+    }
+}
+
 /// A running exporter on 127.0.0.1 probing the simulated world.
 pub struct RunningExporter {
     pub address: SocketAddr,
@@ -88,11 +105,25 @@ pub struct RunningExporter {
 impl RunningExporter {
     /// Starts the exporter with `source` and waits until every configured domain has a result.
     pub async fn start(source: ConfigSource, web_config: Option<WebConfig>) -> Self {
-        let options = StartOptions {
-            history: HistoryLocation::Memory,
-            ..StartOptions::default()
-        };
-        Self::start_with(source, web_config, options).await
+        Self::start_in(scenarios::world().unwrap(), source, web_config).await
+    }
+
+    /// Starts the exporter probing `world` instead of the catalogue.
+    pub async fn start_in(
+        world: autodiscover_exporter::lab::world::WorldBuilder,
+        source: ConfigSource,
+        web_config: Option<WebConfig>,
+    ) -> Self {
+        Self::start_with_options(world, source, web_options(web_config)).await
+    }
+
+    /// Starts the exporter probing `world`, served with `options`.
+    pub async fn start_with_options(
+        world: autodiscover_exporter::lab::world::WorldBuilder,
+        source: ConfigSource,
+        options: web::WebOptions,
+    ) -> Self {
+        Self::start_full(world, source, options, memory_history()).await
     }
 
     /// Starts the exporter with `options` (history location, external URL).
@@ -101,17 +132,33 @@ impl RunningExporter {
         web_config: Option<WebConfig>,
         options: StartOptions,
     ) -> Self {
-        let world = scenarios::world().unwrap().start().await.unwrap();
+        Self::start_full(
+            scenarios::world().unwrap(),
+            source,
+            web_options(web_config),
+            options,
+        )
+        .await
+    }
+
+    /// Starts the exporter probing `world` with `start` options, served with `options`.
+    pub async fn start_full(
+        world: autodiscover_exporter::lab::world::WorldBuilder,
+        source: ConfigSource,
+        options: web::WebOptions,
+        start: StartOptions,
+    ) -> Self {
+        let world = world.start().await.unwrap();
         let prober = world.prober().unwrap();
         let factory: ProberFactory = Arc::new(move |_| Ok(prober.clone()));
-        let exporter = Exporter::start_with(source, factory, options).unwrap();
+        let exporter = Exporter::start_with(source, factory, start).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(web::serve(
             listener,
             exporter.clone(),
-            web_config.map(Arc::new),
+            options,
             async move {
                 let _ = stopped.await;
             },
@@ -143,6 +190,15 @@ impl RunningExporter {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("domains were not probed within 10 s");
+    }
+
+    /// Signals the server to shut down (open requests get the grace period) and returns the
+    /// server task.
+    pub fn shut_down(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.take()
     }
 
     /// Stops the server and the probes.

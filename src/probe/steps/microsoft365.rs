@@ -129,6 +129,10 @@ async fn ask(prober: &Prober, url: &str, ctx: &StepContext) -> Asked {
         hop.status = status;
         return Asked::Hop(Box::new(hop));
     }
+    // Nothing to connect to (no time left, or only refused addresses): nothing is sent either.
+    if addresses.is_empty() {
+        return Asked::Hop(Box::new(hop));
+    }
     if !prober.microsoft365().slot(ctx.deadline).await {
         return Asked::NoSlot;
     }
