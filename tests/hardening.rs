@@ -504,6 +504,72 @@ async fn too_many_open_files_is_a_probe_error() {
     );
 }
 
+/// A service endpoint named by the settings that this machine cannot connect to (EMFILE) is
+/// the exporter's failure, as for the steps: `probe_error` with `local_resource_exhausted`,
+/// never a timeout or an unavailable service of the domain.
+#[tokio::test]
+async fn a_service_endpoint_skipped_for_a_local_reason_is_a_probe_error() {
+    use autodiscover_exporter::lab::pki::Validity;
+    use autodiscover_exporter::lab::site::Behaviour;
+    use autodiscover_exporter::model::facts::ConnectResult;
+    use autodiscover_exporter::model::settings::ServiceKind;
+    use autodiscover_exporter::model::step::{Outcome, StepId, StepStatus};
+    use autodiscover_exporter::protocol::pox;
+    let mut w = autodiscover_exporter::lab::world::WorldBuilder::new().unwrap();
+    let identity = w
+        .ca()
+        .issue(
+            &["autodiscover.svcfds.example"],
+            Validity::ValidFor { days: 365 },
+        )
+        .unwrap();
+    w.https(
+        "203.0.113.90",
+        identity,
+        Behaviour::Settings {
+            xml: pox::settings_document(
+                "x",
+                "<Protocol><Type>EXCH</Type>\
+                 <EwsUrl>https://mail.svcfds.example/EWS/Exchange.asmx</EwsUrl></Protocol>",
+            ),
+        },
+    );
+    w.zone(
+        "svcfds.example",
+        "autodiscover A 203.0.113.90\nmail A 192.0.2.66",
+    );
+    let world = w.start().await.unwrap();
+    let (prober, _) = counting_prober(&world).await;
+    let report = support::probe(&prober, "svcfds.example").await;
+    assert_eq!(
+        report.step(StepId::AutodiscoverDomain).unwrap().status,
+        StepStatus::EndpointFound
+    );
+    let ews = report
+        .services
+        .iter()
+        .find(|s| s.target.service == ServiceKind::Ews)
+        .unwrap_or_else(|| panic!("{:?}", report.services));
+    assert!(
+        matches!(ews.addresses[0].connect, ConnectResult::LocalError { .. }),
+        "{:?}",
+        ews.addresses[0].connect
+    );
+    assert_eq!(report.outcome, Outcome::ProbeError, "{:?}", report.findings);
+    let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        vec!["local_resource_exhausted"],
+        "{:?}",
+        report.findings
+    );
+    assert!(
+        report.findings[0].message.contains("192.0.2.66"),
+        "{}",
+        report.findings[0].message
+    );
+}
+
 mod hostile_dns {
     //! A name server that publishes what no sane zone does: 1,500 A records for
     //! `autodiscover.many.example`, 1,000 SRV records for `_autodiscover._tcp.s1k.example`

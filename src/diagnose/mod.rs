@@ -35,7 +35,9 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
     let mut out = Findings::default();
     if report.outcome == Outcome::ProbeError {
         let steps = || report.discoveries().flat_map(|(_, steps)| steps.iter());
-        if let Some(failure) = verdict::local_failure(steps()) {
+        let local = verdict::local_failure(steps())
+            .or_else(|| verdict::service_local_failure(&report.services));
+        if let Some(failure) = local {
             out.push(
                 Severity::Error,
                 FindingCode::LocalResourceExhausted,

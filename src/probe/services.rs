@@ -315,7 +315,8 @@ impl Prober {
                 attempt.status = ServiceStatus::ConnectRefused;
             }
             ConnectResult::LocalError { detail } => {
-                // The exporter's own limit, not the server's: said so in the detail.
+                // The exporter's own limit, not the server's: the probe's outcome is
+                // `probe_error` (`verdict::service_local_failure`).
                 attempt.detail = Some(format!("not tried: {detail}"));
             }
             ConnectResult::Timeout | ConnectResult::Connected => {}

@@ -81,8 +81,13 @@ pub fn decide(discoveries: &[Discovery], probe_error: bool) -> Decision {
 
 /// Adds what Outlook meets after Autodiscover: every service endpoint whose certificate fails
 /// is a certificate prompt (once per service and host), and makes the outcome
-/// `certificate_prompt` unless the probe could not run at all.
+/// `certificate_prompt` unless the probe could not run at all. A service endpoint this machine
+/// could not look at (no file descriptor, no connection slot) makes it `probe_error`, as for
+/// the steps: its status says nothing about the domain.
 pub fn add_services(decision: &mut Decision, services: &[ServiceCheck]) {
+    if service_local_failure(services).is_some() {
+        decision.outcome = Outcome::ProbeError;
+    }
     for check in services {
         if !check.status.is_certificate_prompt() {
             continue;
@@ -140,6 +145,28 @@ pub fn local_failure<'a>(steps: impl IntoIterator<Item = &'a StepTrace>) -> Opti
         for (_, attempt) in step.addresses() {
             if let ConnectResult::LocalError { detail } = &attempt.connect {
                 return Some(format!("{}: {detail}", attempt.address));
+            }
+        }
+    }
+    None
+}
+
+/// The first failure of these service checks that happened on this machine, as
+/// [`local_failure`] finds them for the steps.
+pub fn service_local_failure(services: &[ServiceCheck]) -> Option<String> {
+    for check in services {
+        let lookup = check.lookup.iter().flat_map(|l| [&l.a, &l.aaaa]);
+        for answer in lookup {
+            if answer.is_local_failure() {
+                return Some(format!("{}: {}", check.target.host, answer.describe()));
+            }
+        }
+        for attempt in &check.addresses {
+            if let ConnectResult::LocalError { detail } = &attempt.connect {
+                return Some(format!(
+                    "{} ({} {}): {detail}",
+                    attempt.address, check.target.service, check.target.host
+                ));
             }
         }
     }
