@@ -129,12 +129,27 @@ impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
 const REPEAT_WINDOW: Duration = Duration::from_secs(60);
 /// Most distinct warnings remembered.
 const REPEAT_MEMORY: usize = 1024;
+/// Most warnings one place in a library logs per [`REPEAT_WINDOW`], whatever their fields:
+/// hickory warns once per wrong-ID answer, each with another ID, so a resolver (or an off-path
+/// attacker) that sends 1,000 of them per query would write 1,000 lines per query.
+const LIBRARY_PLACE_BUDGET: u32 = 10;
 
 /// Drops a warning or error identical (same place, same fields) to one logged less than
-/// [`REPEAT_WINDOW`] ago: a failing `accept` or a hostile server must not flood the log.
+/// [`REPEAT_WINDOW`] ago, and a library's warnings past [`LIBRARY_PLACE_BUDGET`] per place and
+/// window: a failing `accept` or a hostile server must not flood the log. This crate's own
+/// warnings are only deduplicated: their fields are bounded and each one matters (a warning per
+/// misconfigured domain).
 #[derive(Default)]
 pub(super) struct RepeatLimit {
-    seen: Mutex<HashMap<String, Instant>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// When each distinct warning was last logged.
+    identical: HashMap<String, Instant>,
+    /// Per library place: when its window started and how many it logged in it.
+    places: HashMap<String, (Instant, u32)>,
 }
 
 impl<S: Subscriber> Layer<S> for RepeatLimit {
@@ -143,7 +158,8 @@ impl<S: Subscriber> Layer<S> for RepeatLimit {
         if *metadata.level() > Level::WARN {
             return true;
         }
-        let mut key = format!("{}:{}", metadata.target(), metadata.name());
+        let place = format!("{}:{}", metadata.target(), metadata.name());
+        let mut key = place.clone();
         let mut fields = Fields {
             line: &mut key,
             message: None,
@@ -152,25 +168,55 @@ impl<S: Subscriber> Layer<S> for RepeatLimit {
         if let Some(message) = fields.message.take() {
             key.push_str(&message);
         }
-        self.admit(key, Instant::now())
+        let library = !is_own_target(metadata.target());
+        self.admit(key, library.then_some(place.as_str()), Instant::now())
     }
 }
 
+/// Events of this crate (their target is a module path of it).
+fn is_own_target(target: &str) -> bool {
+    let own = env!("CARGO_CRATE_NAME");
+    target == own
+        || target
+            .strip_prefix(own)
+            .is_some_and(|rest| rest.starts_with("::"))
+}
+
 impl RepeatLimit {
-    fn admit(&self, key: String, now: Instant) -> bool {
+    /// Whether to log the warning `key`; `budgeted` names its place when the place's budget
+    /// applies.
+    fn admit(&self, key: String, budgeted: Option<&str>, now: Instant) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(last) = seen.get(&key)
+        if let Some(last) = seen.identical.get(&key)
             && now.duration_since(*last) < REPEAT_WINDOW
         {
             return false;
         }
-        if seen.len() >= REPEAT_MEMORY {
-            seen.retain(|_, last| now.duration_since(*last) < REPEAT_WINDOW);
-            if seen.len() >= REPEAT_MEMORY {
-                seen.clear();
+        if let Some(place) = budgeted {
+            if seen.places.len() >= REPEAT_MEMORY && !seen.places.contains_key(place) {
+                seen.places
+                    .retain(|_, (start, _)| now.duration_since(*start) < REPEAT_WINDOW);
+                if seen.places.len() >= REPEAT_MEMORY {
+                    seen.places.clear();
+                }
+            }
+            let (start, count) = seen.places.entry(place.to_owned()).or_insert((now, 0));
+            if now.duration_since(*start) >= REPEAT_WINDOW {
+                (*start, *count) = (now, 0);
+            }
+            if *count >= LIBRARY_PLACE_BUDGET {
+                return false;
+            }
+            *count += 1;
+        }
+        if seen.identical.len() >= REPEAT_MEMORY {
+            seen.identical
+                .retain(|_, last| now.duration_since(*last) < REPEAT_WINDOW);
+            if seen.identical.len() >= REPEAT_MEMORY {
+                seen.identical.clear();
             }
         }
-        seen.insert(key, now);
+        seen.identical.insert(key, now);
         true
     }
 }
@@ -222,15 +268,84 @@ mod tests {
     fn identical_warnings_are_logged_once_a_minute() {
         let limit = RepeatLimit::default();
         let start = Instant::now();
-        assert!(limit.admit("accept failed: EMFILE".into(), start));
+        assert!(limit.admit("accept failed: EMFILE".into(), None, start));
         assert!(!limit.admit(
             "accept failed: EMFILE".into(),
+            None,
             start + Duration::from_secs(1)
         ));
-        assert!(limit.admit("other".into(), start + Duration::from_secs(1)));
+        assert!(limit.admit("other".into(), None, start + Duration::from_secs(1)));
         assert!(limit.admit(
             "accept failed: EMFILE".into(),
+            None,
             start + REPEAT_WINDOW + Duration::from_secs(1)
         ));
+    }
+
+    #[test]
+    fn a_librarys_warnings_from_one_place_are_bounded_whatever_their_fields() {
+        let limit = RepeatLimit::default();
+        let start = Instant::now();
+        let place = "hickory_net::udp:event udp_client_stream.rs:1";
+        let admitted = (0..1000u64)
+            .filter(|id| {
+                let now = start + Duration::from_millis(*id);
+                limit.admit(format!("{place} received_id={id}"), Some(place), now)
+            })
+            .count();
+        assert_eq!(admitted, LIBRARY_PLACE_BUDGET as usize);
+        assert!(limit.admit("another".into(), Some("another place"), start));
+        let later = start + REPEAT_WINDOW + Duration::from_secs(2);
+        assert!(limit.admit(format!("{place} received_id=5000"), Some(place), later));
+        // This crate's own warnings differing in a field are all logged.
+        let own = (0..100)
+            .filter(|n| limit.admit(format!("odd configuration domain={n}"), None, start))
+            .count();
+        assert_eq!(own, 100);
+    }
+
+    /// Through the subscriber, as `init_logging` stacks it: a flood of one library warning with
+    /// ever-changing fields (hickory's wrong-ID answers) reaches the log a bounded number of times.
+    #[test]
+    fn a_flood_of_library_warnings_reaches_the_log_a_bounded_number_of_times() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        struct Count(Arc<AtomicUsize>);
+        impl<S: Subscriber> Layer<S> for Count {
+            fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let logged = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(RepeatLimit::default())
+            .with(Count(logged.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            for id in 0..1000u32 {
+                tracing::warn!(
+                    target: "hickory_net::udp::udp_client_stream",
+                    expected_id = 7u32,
+                    received_id = id,
+                    "ignoring response with wrong message id"
+                );
+            }
+            for n in 0..20u32 {
+                tracing::warn!(domain = n, "odd configuration");
+            }
+        });
+        assert_eq!(
+            logged.load(Ordering::SeqCst),
+            LIBRARY_PLACE_BUDGET as usize + 20
+        );
+    }
+
+    #[test]
+    fn own_targets_are_this_crates_modules() {
+        assert!(is_own_target("autodiscover_exporter"));
+        assert!(is_own_target("autodiscover_exporter::exporter::web"));
+        assert!(!is_own_target("autodiscover_exporter_fork::x"));
+        assert!(!is_own_target("hickory_proto::udp"));
     }
 }
