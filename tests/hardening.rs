@@ -1164,6 +1164,45 @@ fn options(
     }
 }
 
+/// Past `max_connections`, a client waits in the listen backlog instead of holding one of the
+/// exporter's file descriptors (2,000 waiting `/probe` requests under a 1,024 limit took every
+/// descriptor, and every probe of a healthy domain became `probe_error`): with both slots held
+/// by idle connections, a scrape is answered only once one of them goes away.
+#[tokio::test]
+async fn connections_past_the_bound_wait_in_the_backlog() {
+    use autodiscover_exporter::lab::scenarios;
+    let options = autodiscover_exporter::exporter::web::WebOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let running = RunningExporter::start_with_options(
+        scenarios::world().unwrap(),
+        fixed(&config_yaml(SEED)),
+        options,
+    )
+    .await;
+    let idle = tokio::net::TcpStream::connect(running.address)
+        .await
+        .unwrap();
+    let _also_idle = tokio::net::TcpStream::connect(running.address)
+        .await
+        .unwrap();
+    let address = running.address;
+    let scrape = tokio::spawn(async move { request(address, "GET", "/metrics", &[]).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !scrape.is_finished(),
+        "a third connection was served while two held every slot"
+    );
+    drop(idle);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), scrape)
+        .await
+        .expect("the scrape is served once a slot is free")
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn reload_over_http_needs_the_lifecycle_flag_and_the_same_origin() {
     use autodiscover_exporter::lab::scenarios;

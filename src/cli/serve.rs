@@ -65,6 +65,7 @@ async fn start(args: ServeArgs) -> Result<(), String> {
         config: web,
         enable_lifecycle: args.enable_lifecycle,
         shutdown_grace: args.shutdown_grace,
+        ..WebOptions::default()
     };
     serve_until_signal(listener, exporter, options).await
 }

@@ -5,6 +5,7 @@ use super::store::{DomainEntry, Latest};
 use super::web_config::{Authorization, WebConfig};
 use super::{Exporter, ProbeRefusal};
 use crate::model::address::Domain;
+use crate::net::connect::web_connection_limit;
 use crate::net::tls::unix_now;
 use crate::render::gzip;
 use crate::render::html::{self, DomainView, PageContext, StatusQuery};
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Subtracted from Prometheus's scrape timeout so the answer arrives before it gives up.
 const SCRAPE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
@@ -35,6 +37,9 @@ const MAX_SCRAPE_DEADLINE: Duration = Duration::from_secs(600);
 
 /// How long open requests may take to finish after a shutdown signal, by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Connections served at once, by default (or a quarter of the file descriptor limit when
+/// lower: `net::connect::web_connection_limit`).
+pub const MAX_CONNECTIONS: usize = 16_384;
 
 /// How the web server runs.
 #[derive(Clone, Debug)]
@@ -45,6 +50,9 @@ pub struct WebOptions {
     pub enable_lifecycle: bool,
     /// `--web.shutdown-grace-period`: how long open requests may finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Connections served at once; further clients wait in the listen backlog, which costs the
+    /// exporter no file descriptor.
+    pub max_connections: usize,
 }
 
 impl Default for WebOptions {
@@ -53,6 +61,7 @@ impl Default for WebOptions {
             config: None,
             enable_lifecycle: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_connections: web_connection_limit(MAX_CONNECTIONS),
         }
     }
 }
@@ -68,9 +77,17 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Every connection's task, so none outlives the grace period.
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
+        // A slot first: past the bound, clients wait in the kernel's backlog instead of holding
+        // descriptors the probes need.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -101,6 +118,7 @@ pub async fn serve(
             Some(acceptor) => {
                 let watcher = graceful.watcher();
                 connections.spawn(async move {
+                    let _slot = slot;
                     let Ok(Ok(tls)) =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     else {
@@ -114,6 +132,7 @@ pub async fn serve(
                 let connection = builder.serve_connection(TokioIo::new(tcp), service);
                 let watched = graceful.watch(connection);
                 connections.spawn(async move {
+                    let _slot = slot;
                     let _ = watched.await;
                 });
             }

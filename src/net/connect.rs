@@ -25,8 +25,20 @@ pub fn is_local_resource_error(error: &io::Error) -> bool {
 }
 
 /// Connections the whole process keeps open for probes at most: `wanted`, or a quarter of the
-/// soft file descriptor limit when that is lower (the rest is for DNS sockets, scrapes, files).
+/// soft file descriptor limit when that is lower (another quarter is the web server's, the rest
+/// is for DNS sockets and files).
 pub fn process_connection_limit(wanted: usize) -> usize {
+    quarter_of_fd_limit(wanted)
+}
+
+/// Connections the exporter's web server keeps open at most: `wanted`, or a quarter of the soft
+/// file descriptor limit when that is lower, so that clients holding connections (2,000
+/// `/probe` requests waiting for a slot) can never take the descriptors the probes need.
+pub fn web_connection_limit(wanted: usize) -> usize {
+    quarter_of_fd_limit(wanted)
+}
+
+fn quarter_of_fd_limit(wanted: usize) -> usize {
     match soft_fd_limit() {
         Some(limit) => wanted.min(limit / 4).max(1),
         None => wanted,
@@ -78,5 +90,6 @@ mod tests {
         }
         assert!(!is_local_resource_error(&io::Error::other("x")));
         assert!(process_connection_limit(256) >= 1);
+        assert!(web_connection_limit(4096) >= 1);
     }
 }
