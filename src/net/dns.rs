@@ -664,9 +664,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_unreachable_and_silence_a_timeout() {
-        let closed = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let address = closed.local_addr().unwrap();
-        drop(closed);
+        // No test or suite binds this loopback address: the kernel answers port unreachable.
+        let address = SocketAddr::from(([127, 77, 88, 99], 53));
         let (answer, _) = dns(address).query("x.test.", RecordType::A, BUDGET).await;
         assert!(
             matches!(answer, DnsAnswer::Unreachable { .. }),
@@ -677,6 +676,57 @@ mod tests {
         let (answer, _) = dns(silent).query("x.test.", RecordType::A, BUDGET).await;
         assert_eq!(answer, DnsAnswer::Timeout);
         assert!(started.elapsed() < BUDGET);
+    }
+
+    #[tokio::test]
+    async fn tcp_only_never_asks_over_udp() {
+        let (address, _tasks) = server(
+            |request| vec![reply(request, vec![a("x.test.", 9)]).to_vec().unwrap()],
+            Some(Box::new(|request| {
+                reply(request, vec![a("x.test.", 1)]).to_vec().unwrap()
+            })),
+        )
+        .await;
+        let dns = Dns::new(&[address], DnsProtocol::Tcp, Duration::from_millis(500)).unwrap();
+        let (answer, records) = dns.query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Records { count: 1 });
+        assert_eq!(records, vec![a("x.test.", 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_refusing_server_hands_over_to_the_next_and_nxdomain_is_final() {
+        let (refusing, _t1) = server(
+            |request| {
+                let mut refused = reply(request, Vec::new());
+                refused.metadata.response_code = ResponseCode::Refused;
+                vec![refused.to_vec().unwrap()]
+            },
+            None,
+        )
+        .await;
+        let (answering, _t2) = server(
+            |request| {
+                let mut answer = reply(request, vec![a("x.test.", 3)]);
+                if request.queries[0].name().to_ascii() != "x.test." {
+                    answer = reply(request, Vec::new());
+                    answer.metadata.response_code = ResponseCode::NXDomain;
+                }
+                vec![answer.to_vec().unwrap()]
+            },
+            None,
+        )
+        .await;
+        let timeout = Duration::from_millis(500);
+        let dns = Dns::new(&[refusing, answering], DnsProtocol::Udp, timeout).unwrap();
+        let (answer, _) = dns.query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Records { count: 1 });
+        let only_refusing = Dns::new(&[refusing], DnsProtocol::Udp, timeout).unwrap();
+        let (answer, _) = only_refusing.query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Refused);
+        // NXDOMAIN from the first server that answers ends the question there.
+        let dns = Dns::new(&[answering, refusing], DnsProtocol::Udp, timeout).unwrap();
+        let (answer, _) = dns.query("y.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::NxDomain);
     }
 
     #[test]
