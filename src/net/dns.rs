@@ -525,7 +525,7 @@ mod tests {
         answer: impl Fn(&Message) -> Vec<Vec<u8>> + Send + Sync + 'static,
         tcp_answer: Option<TcpAnswer>,
     ) -> (SocketAddr, Vec<tokio::task::JoinHandle<()>>) {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (udp, listener) = bind_pair().await;
         let address = udp.local_addr().unwrap();
         let mut tasks = vec![tokio::spawn(async move {
             let mut buffer = vec![0u8; 4096];
@@ -537,7 +537,6 @@ mod tests {
             }
         })];
         if let Some(tcp_answer) = tcp_answer {
-            let listener = tokio::net::TcpListener::bind(address).await.unwrap();
             tasks.push(tokio::spawn(async move {
                 while let Ok((mut stream, _)) = listener.accept().await {
                     let mut prefix = [0u8; 2];
@@ -552,6 +551,20 @@ mod tests {
             }));
         }
         (address, tasks)
+    }
+
+    /// A TCP listener on an ephemeral port and a UDP socket on the same number. The TCP port
+    /// is taken first; the UDP number may be in use by another socket, so a clash means
+    /// another try (bounded).
+    async fn bind_pair() -> (UdpSocket, tokio::net::TcpListener) {
+        for _ in 0..64 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            if let Ok(udp) = UdpSocket::bind(address).await {
+                return (udp, listener);
+            }
+        }
+        panic!("no port free for both UDP and TCP in 64 tries");
     }
 
     fn reply(request: &Message, records: Vec<Record>) -> Message {
