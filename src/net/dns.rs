@@ -1,26 +1,42 @@
-//! DNS through hickory-resolver: A/AAAA with their CNAME chain, and SRV, with NXDOMAIN, NODATA,
-//! SERVFAIL and timeouts kept apart. Caching is off: every probe sees the live DNS.
+//! DNS as a stub resolver asks it: each question goes to the configured servers in turn (UDP,
+//! TCP when the answer is truncated), with NXDOMAIN, NODATA, SERVFAIL and timeouts kept apart.
+//! Nothing is cached: every probe sees the live DNS.
+//!
+//! Messages are encoded and decoded by hickory-proto; the exchange is this module's own. A probe
+//! asks about seven questions, and a general-purpose resolver's machinery (server pools, retry
+//! streams, background tasks per query) cost a quarter of a probe's CPU.
 
 use crate::model::facts::{
     CnameHop, Delegation, DnsAnswer, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_NAMESERVERS, Soa,
     SrvLookup, SrvRecord,
 };
 use crate::protocol::srv;
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
+use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 /// Most CNAME hops recorded for one lookup.
 const MAX_CNAME_HOPS: usize = 16;
+/// Most queries that follow a CNAME chain the server did not finish (as resolvers do).
+const MAX_CNAME_QUERIES: usize = 8;
+/// The EDNS payload size offered (DNS Flag Day 2020): larger answers come truncated, then by TCP.
+const UDP_PAYLOAD: u16 = 1232;
+/// Room for any UDP answer a server may send despite the offer; longer datagrams are cut and
+/// fail to decode.
+const UDP_BUFFER: usize = 4096;
+/// The system resolver's configuration, and the server used when it names none (as glibc does).
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+const DEFAULT_NAMESERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53);
+/// glibc reads at most three `nameserver` lines.
+const MAX_SYSTEM_NAMESERVERS: usize = 3;
 
 /// Transport used to reach configured name servers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -35,15 +51,27 @@ pub enum DnsProtocol {
 
 /// The resolver could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the DNS resolver: {0}")]
-pub struct DnsSetupError(#[source] NetError);
+#[error("cannot set up the DNS resolver: cannot read {}: {source}", path.display())]
+pub struct DnsSetupError {
+    path: PathBuf,
+    #[source]
+    source: io::Error,
+}
 
-/// A non-caching resolver.
+/// A non-caching stub resolver.
 #[derive(Clone)]
 pub struct Dns {
-    resolver: TokioResolver,
+    servers: Arc<[SocketAddr]>,
+    protocol: DnsProtocol,
     query_timeout: Duration,
-    description: String,
+    description: Arc<str>,
+}
+
+/// Why one exchange with one server produced no usable answer.
+enum Failure {
+    Timeout,
+    Io(io::Error),
+    Malformed(String),
 }
 
 impl Dns {
@@ -53,35 +81,25 @@ impl Dns {
         protocol: DnsProtocol,
         query_timeout: Duration,
     ) -> Result<Self, DnsSetupError> {
-        let mut builder = if nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(DnsSetupError)?
-        } else {
-            let mut config = ResolverConfig::from_parts(None, vec![], vec![]);
-            for server in nameservers {
-                let mut connections = match protocol {
-                    DnsProtocol::Udp => vec![ConnectionConfig::udp(), ConnectionConfig::tcp()],
-                    DnsProtocol::Tcp => vec![ConnectionConfig::tcp()],
-                };
-                for connection in &mut connections {
-                    connection.port = server.port();
-                }
-                config.add_name_server(NameServerConfig::new(server.ip(), true, connections));
-            }
-            Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-        };
-        let options = builder.options_mut();
-        *options = tuned(options.clone(), query_timeout);
-        let resolver = builder.build().map_err(DnsSetupError)?;
-        let description = if nameservers.is_empty() {
-            "the system resolver (/etc/resolv.conf)".to_owned()
+        let (servers, description) = if nameservers.is_empty() {
+            let path = Path::new(RESOLV_CONF);
+            let text = std::fs::read_to_string(path).map_err(|source| DnsSetupError {
+                path: path.to_owned(),
+                source,
+            })?;
+            (
+                system_nameservers(&text),
+                format!("the system resolver ({RESOLV_CONF})"),
+            )
         } else {
             let servers: Vec<String> = nameservers.iter().map(ToString::to_string).collect();
-            servers.join(", ")
+            (nameservers.to_vec(), servers.join(", "))
         };
         Ok(Self {
-            resolver,
+            servers: servers.into(),
+            protocol,
             query_timeout,
-            description,
+            description: description.into(),
         })
     }
 
@@ -89,7 +107,6 @@ impl Dns {
     pub fn describe(&self) -> &str {
         &self.description
     }
-
     /// Looks up A and AAAA of `host` (concurrently), recording the CNAME chain.
     pub async fn lookup_host(&self, host: &str, budget: Duration) -> HostLookup {
         let started = Instant::now();
@@ -212,71 +229,247 @@ impl Dns {
         }
     }
 
+    /// One question within `budget`: the answer and the records of the answer section (CNAMEs
+    /// included). A chain the server left unfinished is followed, as resolvers do.
     async fn query(
         &self,
         name: &str,
         record_type: RecordType,
         budget: Duration,
-    ) -> (DnsAnswer, Vec<hickory_resolver::proto::rr::Record>) {
+    ) -> (DnsAnswer, Vec<Record>) {
         if budget.is_zero() {
-            // No time left: the query is not sent at all (a zero timeout still sends once).
+            // No time left: the query is not sent at all.
             return (DnsAnswer::Timeout, Vec::new());
         }
-        // The resolver's own timeout covers one attempt; the outer one bounds retries as well.
+        // Each server gets the query timeout; the whole question, retries included, at most
+        // two of them.
         let limit = budget.min(self.query_timeout * 2 + Duration::from_millis(200));
-        match tokio::time::timeout(limit, self.resolver.lookup(name, record_type)).await {
-            Err(_) => (DnsAnswer::Timeout, Vec::new()),
-            Ok(Err(error)) => (classify_error(&error), Vec::new()),
-            Ok(Ok(lookup)) => {
-                let records: Vec<_> = lookup.answers().to_vec();
-                let count = records
-                    .iter()
-                    .filter(|r| r.record_type() == record_type)
-                    .count();
-                let answer = if count == 0 {
-                    DnsAnswer::NoData
-                } else {
-                    DnsAnswer::Records { count }
-                };
-                (answer, records)
+        let deadline = Instant::now() + limit;
+        let Ok(mut asked) = Name::from_ascii(name) else {
+            return (
+                DnsAnswer::Error {
+                    detail: format!("not a DNS name: {name}"),
+                },
+                Vec::new(),
+            );
+        };
+        let mut records = Vec::new();
+        let mut visited = HashSet::new();
+        for _ in 0..MAX_CNAME_QUERIES {
+            visited.insert(asked.clone());
+            let (answer, mut got) = self.ask(&asked, record_type, deadline).await;
+            records.append(&mut got);
+            let count = records
+                .iter()
+                .filter(|r| r.record_type() == record_type)
+                .count();
+            let answer = match answer {
+                DnsAnswer::NoData if count > 0 => DnsAnswer::Records { count },
+                DnsAnswer::Records { .. } => DnsAnswer::Records { count },
+                other => other,
+            };
+            if answer != DnsAnswer::NoData || record_type == RecordType::CNAME {
+                return (answer, records);
             }
+            match chain_end(&asked, &records) {
+                Some(end) if !visited.contains(&end) => asked = end,
+                _ => return (answer, records),
+            }
+        }
+        (DnsAnswer::NoData, records)
+    }
+
+    /// Asks the servers in turn until one gives a final answer (records, NODATA, NXDOMAIN).
+    async fn ask(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+        deadline: Instant,
+    ) -> (DnsAnswer, Vec<Record>) {
+        let mut last = DnsAnswer::Timeout;
+        for server in self.servers.iter() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let until = deadline.min(now + self.query_timeout);
+            let mut request = Message::query();
+            request.metadata.recursion_desired = true;
+            request.add_query(Query::query(name.clone(), record_type));
+            let mut edns = Edns::new();
+            edns.set_max_payload(UDP_PAYLOAD);
+            request.set_edns(edns);
+            let answer = match tokio::time::timeout_at(until, self.exchange(*server, &request))
+                .await
+                .unwrap_or(Err(Failure::Timeout))
+            {
+                Ok(mut reply) => match reply.metadata.response_code {
+                    ResponseCode::NoError => {
+                        let answers = std::mem::take(&mut reply.answers);
+                        let count = answers
+                            .iter()
+                            .filter(|r| r.record_type() == record_type)
+                            .count();
+                        let answer = if count == 0 {
+                            DnsAnswer::NoData
+                        } else {
+                            DnsAnswer::Records { count }
+                        };
+                        return (answer, answers);
+                    }
+                    ResponseCode::NXDomain => {
+                        return (DnsAnswer::NxDomain, std::mem::take(&mut reply.answers));
+                    }
+                    ResponseCode::ServFail => DnsAnswer::ServFail,
+                    ResponseCode::Refused => DnsAnswer::Refused,
+                    other => DnsAnswer::Error {
+                        detail: format!("response code {other}"),
+                    },
+                },
+                Err(Failure::Timeout) => DnsAnswer::Timeout,
+                Err(Failure::Io(error)) if super::connect::is_local_resource_error(&error) => {
+                    DnsAnswer::LocalError {
+                        detail: error.to_string(),
+                    }
+                }
+                Err(Failure::Io(error)) => DnsAnswer::Unreachable {
+                    detail: error.to_string(),
+                },
+                Err(Failure::Malformed(detail)) => DnsAnswer::Error { detail },
+            };
+            last = answer;
+        }
+        (last, Vec::new())
+    }
+
+    /// One request to one server: UDP first (unless TCP is configured), TCP when the answer
+    /// is truncated.
+    async fn exchange(&self, server: SocketAddr, request: &Message) -> Result<Message, Failure> {
+        let bytes = request
+            .to_vec()
+            .map_err(|e| Failure::Malformed(format!("cannot encode the query: {e}")))?;
+        if self.protocol == DnsProtocol::Udp {
+            let reply = exchange_udp(server, request, &bytes).await?;
+            if !reply.metadata.truncation {
+                return Ok(reply);
+            }
+        }
+        exchange_tcp(server, request, &bytes).await
+    }
+}
+
+/// UDP from a fresh socket (a new random source port per query, as resolvers do against
+/// spoofing). Datagrams that are not the answer to this question (another ID, another
+/// question, not a response) are dropped, as a stub resolver drops them, until the caller's
+/// timeout.
+async fn exchange_udp(
+    server: SocketAddr,
+    request: &Message,
+    bytes: &[u8],
+) -> Result<Message, Failure> {
+    let local = match server {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    };
+    let socket = UdpSocket::bind(local).await.map_err(Failure::Io)?;
+    // Connected: the kernel drops datagrams from other addresses and reports ICMP errors.
+    socket.connect(server).await.map_err(Failure::Io)?;
+    socket.send(bytes).await.map_err(Failure::Io)?;
+    let mut buffer = vec![0u8; UDP_BUFFER];
+    loop {
+        let length = socket.recv(&mut buffer).await.map_err(Failure::Io)?;
+        if let Some(reply) = answer_to(request, buffer.get(..length).unwrap_or_default())? {
+            return Ok(reply);
         }
     }
 }
 
-fn tuned(mut options: ResolverOpts, query_timeout: Duration) -> ResolverOpts {
-    options.timeout = query_timeout;
-    options.attempts = 1;
-    options.cache_size = 0;
-    options.use_hosts_file = ResolveHosts::Never;
-    options.preserve_intermediates = true;
-    options.ndots = 0;
-    options
+/// TCP with the two-byte length prefix; one request, one answer.
+async fn exchange_tcp(
+    server: SocketAddr,
+    request: &Message,
+    bytes: &[u8],
+) -> Result<Message, Failure> {
+    let length = u16::try_from(bytes.len())
+        .map_err(|_| Failure::Malformed("query longer than 65,535 bytes".into()))?;
+    let mut stream = TcpStream::connect(server).await.map_err(Failure::Io)?;
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(bytes);
+    stream.write_all(&framed).await.map_err(Failure::Io)?;
+    let mut prefix = [0u8; 2];
+    stream.read_exact(&mut prefix).await.map_err(Failure::Io)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+    stream.read_exact(&mut answer).await.map_err(Failure::Io)?;
+    answer_to(request, &answer)?
+        .ok_or_else(|| Failure::Malformed("the TCP answer is for another query".into()))
 }
 
-/// Maps hickory's errors onto the answers a trace distinguishes.
-fn classify_error(error: &NetError) -> DnsAnswer {
-    match error {
-        NetError::Timeout => DnsAnswer::Timeout,
-        NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
-            if no_records.response_code == ResponseCode::NXDomain {
-                DnsAnswer::NxDomain
-            } else {
-                DnsAnswer::NoData
-            }
-        }
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => DnsAnswer::ServFail,
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => DnsAnswer::Refused,
-        NetError::Io(io) if super::connect::is_local_resource_error(io) => DnsAnswer::LocalError {
-            detail: error.to_string(),
-        },
-        NetError::Io(_) | NetError::NoConnections | NetError::Busy => DnsAnswer::Unreachable {
-            detail: error.to_string(),
-        },
-        other => DnsAnswer::Error {
-            detail: other.to_string(),
-        },
+/// The reply when `datagram` answers `request`; `None` for anything else (it is dropped).
+/// A reply with the right ID that does not decode is a malformed answer.
+fn answer_to(request: &Message, datagram: &[u8]) -> Result<Option<Message>, Failure> {
+    // The ID first, from the raw bytes: a flood of stray packets costs no decoding.
+    let id = match datagram {
+        [high, low, ..] => u16::from_be_bytes([*high, *low]),
+        _ => return Ok(None),
+    };
+    if id != request.metadata.id {
+        return Ok(None);
     }
+    let reply = Message::from_vec(datagram)
+        .map_err(|e| Failure::Malformed(format!("malformed answer: {e}")))?;
+    // Names compare without regard to case (hickory's `Name` equality).
+    let same_question = match (reply.queries.first(), request.queries.first()) {
+        (Some(got), Some(asked)) => {
+            got.name() == asked.name()
+                && got.query_type() == asked.query_type()
+                && got.query_class() == asked.query_class()
+        }
+        // Some servers leave the question out of error answers.
+        (None, _) => reply.metadata.response_code != ResponseCode::NoError,
+        (Some(_), None) => false,
+    };
+    if reply.metadata.message_type != MessageType::Response || !same_question {
+        return Ok(None);
+    }
+    Ok(Some(reply))
+}
+
+/// Where the CNAME chain that starts at `name` ends in `records`, when it leads elsewhere.
+fn chain_end(name: &Name, records: &[Record]) -> Option<Name> {
+    let mut current = name.clone();
+    for _ in 0..MAX_CNAME_HOPS {
+        let next = records.iter().find_map(|record| match &record.data {
+            RData::CNAME(cname) if record.name == current => Some(cname.0.clone()),
+            _ => None,
+        });
+        match next {
+            Some(next) if next != current => current = next,
+            _ => break,
+        }
+    }
+    (current != *name).then_some(current)
+}
+
+/// The `nameserver` lines of a resolv.conf (at most three, port 53), or 127.0.0.1 when there
+/// are none, as glibc reads it.
+fn system_nameservers(text: &str) -> Vec<SocketAddr> {
+    let mut servers: Vec<SocketAddr> = text
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == "nameserver").then_some(())?;
+            // An IPv6 zone ("fe80::1%eth0") is dropped: the address alone is tried.
+            let address = words.next()?.split('%').next()?;
+            address.parse::<IpAddr>().ok()
+        })
+        .take(MAX_SYSTEM_NAMESERVERS)
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect();
+    if servers.is_empty() {
+        servers.push(DEFAULT_NAMESERVER);
+    }
+    servers
 }
 
 /// The distinct addresses (first occurrence kept, wherever the duplicates are) and how many
@@ -321,6 +514,252 @@ fn trim_dot(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::rr::rdata::{A, CNAME};
+    use std::str::FromStr;
+
+    type TcpAnswer = Box<dyn Fn(&Message) -> Vec<u8> + Send + Sync>;
+
+    /// A UDP name server on loopback that answers each query with the datagrams `answer`
+    /// makes of it; the same port serves TCP with `tcp_answer` when given.
+    async fn server(
+        answer: impl Fn(&Message) -> Vec<Vec<u8>> + Send + Sync + 'static,
+        tcp_answer: Option<TcpAnswer>,
+    ) -> (SocketAddr, Vec<tokio::task::JoinHandle<()>>) {
+        let (udp, listener) = bind_pair().await;
+        let address = udp.local_addr().unwrap();
+        let mut tasks = vec![tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            while let Ok((length, from)) = udp.recv_from(&mut buffer).await {
+                let request = Message::from_vec(&buffer[..length]).unwrap();
+                for datagram in answer(&request) {
+                    udp.send_to(&datagram, from).await.unwrap();
+                }
+            }
+        })];
+        if let Some(tcp_answer) = tcp_answer {
+            tasks.push(tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let mut prefix = [0u8; 2];
+                    stream.read_exact(&mut prefix).await.unwrap();
+                    let mut request = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+                    stream.read_exact(&mut request).await.unwrap();
+                    let reply = tcp_answer(&Message::from_vec(&request).unwrap());
+                    let length = u16::try_from(reply.len()).unwrap().to_be_bytes();
+                    stream.write_all(&length).await.unwrap();
+                    stream.write_all(&reply).await.unwrap();
+                }
+            }));
+        }
+        (address, tasks)
+    }
+
+    /// A TCP listener on an ephemeral port and a UDP socket on the same number. The TCP port
+    /// is taken first; the UDP number may be in use by another socket, so a clash means
+    /// another try (bounded).
+    async fn bind_pair() -> (UdpSocket, tokio::net::TcpListener) {
+        for _ in 0..64 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            if let Ok(udp) = UdpSocket::bind(address).await {
+                return (udp, listener);
+            }
+        }
+        panic!("no port free for both UDP and TCP in 64 tries");
+    }
+
+    fn reply(request: &Message, records: Vec<Record>) -> Message {
+        let mut reply = Message::response(request.metadata.id, request.metadata.op_code);
+        reply.add_queries(request.queries.clone());
+        reply.add_answers(records);
+        reply
+    }
+
+    fn a(name: &str, last: u8) -> Record {
+        Record::from_rdata(
+            Name::from_str(name).unwrap(),
+            60,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, last))),
+        )
+    }
+
+    fn cname(name: &str, target: &str) -> Record {
+        Record::from_rdata(
+            Name::from_str(name).unwrap(),
+            60,
+            RData::CNAME(CNAME(Name::from_str(target).unwrap())),
+        )
+    }
+
+    fn dns(server: SocketAddr) -> Dns {
+        Dns::new(&[server], DnsProtocol::Udp, Duration::from_millis(500)).unwrap()
+    }
+
+    const BUDGET: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn stray_datagrams_are_dropped_and_the_answer_is_taken() {
+        let (address, _tasks) = server(
+            |request| {
+                let mut datagrams = Vec::new();
+                for i in 1..=50u16 {
+                    let mut stray = reply(request, vec![a("x.test.", 9)]);
+                    stray.metadata.id = request.metadata.id.wrapping_add(i);
+                    datagrams.push(stray.to_vec().unwrap());
+                }
+                let mut other = reply(request, vec![a("other.test.", 8)]);
+                other.queries = vec![Query::query(
+                    Name::from_str("other.test.").unwrap(),
+                    RecordType::A,
+                )];
+                datagrams.push(other.to_vec().unwrap());
+                datagrams.push(vec![0]);
+                datagrams.push(reply(request, vec![a("x.test.", 1)]).to_vec().unwrap());
+                datagrams
+            },
+            None,
+        )
+        .await;
+        let (answer, records) = dns(address).query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Records { count: 1 });
+        assert_eq!(records, vec![a("x.test.", 1)]);
+    }
+
+    #[tokio::test]
+    async fn truncated_answers_are_asked_again_over_tcp() {
+        let (address, _tasks) = server(
+            |request| {
+                let mut truncated = reply(request, Vec::new());
+                truncated.metadata.truncation = true;
+                vec![truncated.to_vec().unwrap()]
+            },
+            Some(Box::new(|request| {
+                let many = (1..=200).map(|i| a("big.test.", i)).collect();
+                reply(request, many).to_vec().unwrap()
+            })),
+        )
+        .await;
+        let lookup = dns(address).lookup_host("big.test", BUDGET).await;
+        assert_eq!(lookup.a, DnsAnswer::Records { count: 200 });
+        assert_eq!(lookup.addresses_published, 200);
+        assert_eq!(lookup.addresses.len(), MAX_ADDRESSES_PER_HOST);
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_cname_chain_is_followed_and_a_loop_ends() {
+        let (address, _tasks) = server(
+            |request| {
+                let name = request.queries[0].name().to_ascii();
+                let records = match name.as_str() {
+                    "start.test." => vec![cname("start.test.", "middle.test.")],
+                    "middle.test." => vec![cname("middle.test.", "end.test."), a("end.test.", 7)],
+                    "loop1.test." => vec![cname("loop1.test.", "loop2.test.")],
+                    "loop2.test." => vec![cname("loop2.test.", "loop1.test.")],
+                    _ => Vec::new(),
+                };
+                vec![reply(request, records).to_vec().unwrap()]
+            },
+            None,
+        )
+        .await;
+        let dns = dns(address);
+        let lookup = dns.lookup_host("start.test", BUDGET).await;
+        assert_eq!(lookup.addresses, vec![IpAddr::from([192, 0, 2, 7])]);
+        let chain: Vec<_> = lookup
+            .cname_chain
+            .iter()
+            .map(|h| h.target.clone())
+            .collect();
+        assert_eq!(chain, ["middle.test", "end.test"]);
+        let (answer, records) = dns.query("loop1.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::NoData);
+        assert_eq!(records.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_and_silence_a_timeout() {
+        // No test or suite binds this loopback address: the kernel answers port unreachable.
+        let address = SocketAddr::from(([127, 77, 88, 99], 53));
+        let (answer, _) = dns(address).query("x.test.", RecordType::A, BUDGET).await;
+        assert!(
+            matches!(answer, DnsAnswer::Unreachable { .. }),
+            "{answer:?}"
+        );
+        let (silent, _tasks) = server(|_| Vec::new(), None).await;
+        let started = Instant::now();
+        let (answer, _) = dns(silent).query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Timeout);
+        assert!(started.elapsed() < BUDGET);
+    }
+
+    #[tokio::test]
+    async fn tcp_only_never_asks_over_udp() {
+        let (address, _tasks) = server(
+            |request| vec![reply(request, vec![a("x.test.", 9)]).to_vec().unwrap()],
+            Some(Box::new(|request| {
+                reply(request, vec![a("x.test.", 1)]).to_vec().unwrap()
+            })),
+        )
+        .await;
+        let dns = Dns::new(&[address], DnsProtocol::Tcp, Duration::from_millis(500)).unwrap();
+        let (answer, records) = dns.query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Records { count: 1 });
+        assert_eq!(records, vec![a("x.test.", 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_refusing_server_hands_over_to_the_next_and_nxdomain_is_final() {
+        let (refusing, _t1) = server(
+            |request| {
+                let mut refused = reply(request, Vec::new());
+                refused.metadata.response_code = ResponseCode::Refused;
+                vec![refused.to_vec().unwrap()]
+            },
+            None,
+        )
+        .await;
+        let (answering, _t2) = server(
+            |request| {
+                let mut answer = reply(request, vec![a("x.test.", 3)]);
+                if request.queries[0].name().to_ascii() != "x.test." {
+                    answer = reply(request, Vec::new());
+                    answer.metadata.response_code = ResponseCode::NXDomain;
+                }
+                vec![answer.to_vec().unwrap()]
+            },
+            None,
+        )
+        .await;
+        let timeout = Duration::from_millis(500);
+        let dns = Dns::new(&[refusing, answering], DnsProtocol::Udp, timeout).unwrap();
+        let (answer, _) = dns.query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Records { count: 1 });
+        let only_refusing = Dns::new(&[refusing], DnsProtocol::Udp, timeout).unwrap();
+        let (answer, _) = only_refusing.query("x.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::Refused);
+        // NXDOMAIN from the first server that answers ends the question there.
+        let dns = Dns::new(&[answering, refusing], DnsProtocol::Udp, timeout).unwrap();
+        let (answer, _) = dns.query("y.test.", RecordType::A, BUDGET).await;
+        assert_eq!(answer, DnsAnswer::NxDomain);
+    }
+
+    #[test]
+    fn resolv_conf_names_at_most_three_servers() {
+        let text = "# comment\nsearch example.com\nnameserver 192.0.2.1\n\
+                    nameserver fe80::1%eth0\nnameserver bogus\nnameserver 192.0.2.3\n\
+                    nameserver 192.0.2.4\n";
+        assert_eq!(
+            system_nameservers(text),
+            vec![
+                SocketAddr::from(([192, 0, 2, 1], 53)),
+                SocketAddr::new("fe80::1".parse().unwrap(), 53),
+                SocketAddr::from(([192, 0, 2, 3], 53)),
+            ]
+        );
+        assert_eq!(
+            system_nameservers("options ndots:2\n"),
+            vec![DEFAULT_NAMESERVER]
+        );
+    }
 
     fn v4(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])

@@ -40,6 +40,9 @@ pub enum TlsSetupError {
 pub struct TlsTrust {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
+    /// Client configurations, built once: offering `http/1.1` by ALPN, and offering nothing.
+    http_config: Result<Arc<ClientConfig>, rustls::Error>,
+    plain_config: Result<Arc<ClientConfig>, rustls::Error>,
     trust_memo: Arc<certificate::TrustMemo>,
     facts_memo: Arc<certificate::FactsMemo>,
 }
@@ -72,9 +75,12 @@ impl TlsTrust {
 
     /// Trust exactly these roots.
     pub fn from_roots(roots: RootCertStore) -> Self {
+        let provider = Arc::new(probe_provider());
         Self {
             roots: Arc::new(roots),
-            provider: Arc::new(probe_provider()),
+            http_config: client_config(&provider, &[b"http/1.1"]),
+            plain_config: client_config(&provider, &[]),
+            provider,
             trust_memo: Arc::default(),
             facts_memo: Arc::default(),
         }
@@ -102,10 +108,6 @@ impl TlsTrust {
         alpn: &[&[u8]],
     ) -> TlsOutcome {
         let started = Instant::now();
-        let recorder = Arc::new(ChainRecorder {
-            provider: self.provider.clone(),
-            chain: Mutex::new(Vec::new()),
-        });
         let mut facts = TlsFacts {
             handshake: TlsHandshake::Failed {
                 error: String::new(),
@@ -116,7 +118,12 @@ impl TlsTrust {
             verdict: None,
             duration_seconds: 0.0,
         };
-        let config = match self.client_config(recorder.clone(), alpn) {
+        let config = match alpn {
+            [] => self.plain_config.clone(),
+            [b"http/1.1"] => self.http_config.clone(),
+            other => client_config(&self.provider, other),
+        };
+        let config = match config {
             Ok(config) => config,
             Err(error) => {
                 facts.handshake = TlsHandshake::Failed {
@@ -134,8 +141,14 @@ impl TlsTrust {
                 return TlsOutcome::failed(facts);
             }
         };
-        let connector = TlsConnector::from(Arc::new(config));
-        let result = tokio::time::timeout(timeout, connector.connect(server_name, tcp)).await;
+        let connector = TlsConnector::from(config);
+        let presented = PresentedChain::default();
+        let result = PRESENTED
+            .scope(
+                presented.clone(),
+                tokio::time::timeout(timeout, connector.connect(server_name, tcp)),
+            )
+            .await;
         facts.duration_seconds = started.elapsed().as_secs_f64();
         let stream = match result {
             Err(_) => {
@@ -158,7 +171,7 @@ impl TlsTrust {
                 Some(stream)
             }
         };
-        let chain = recorder.take();
+        let chain = presented.take();
         let now = unix_now();
         facts.chain = chain
             .iter()
@@ -185,22 +198,25 @@ impl TlsTrust {
                 .trust(chain, facts, &self.roots, &self.provider, now)
         })
     }
+}
 
-    fn client_config(
-        &self,
-        recorder: Arc<ChainRecorder>,
-        alpn: &[&[u8]],
-    ) -> Result<ClientConfig, rustls::Error> {
-        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(recorder)
-            .with_no_client_auth();
-        // A resumed session skips certificate verification: every probe must see the chain.
-        config.resumption = rustls::client::Resumption::disabled();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(config)
-    }
+/// A client configuration whose verifier records the presented chain and accepts it.
+fn client_config(
+    provider: &Arc<CryptoProvider>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let recorder = Arc::new(ChainRecorder {
+        provider: provider.clone(),
+    });
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(recorder)
+        .with_no_client_auth();
+    // A resumed session skips certificate verification: every probe must see the chain.
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
 }
 
 /// What a handshake produced: its facts, the stream when it completed, and the presented chain
@@ -253,21 +269,39 @@ fn describe_io_error(error: &std::io::Error) -> String {
     }
 }
 
+/// Where the verifier of one handshake leaves the chain the server presented. The client
+/// configurations are shared by every handshake (building one per handshake cost more than its
+/// key exchange), so the handshake runs inside a task-local scope holding its own slot.
+#[derive(Clone, Debug, Default)]
+struct PresentedChain(Arc<Mutex<Vec<CertificateDer<'static>>>>);
+
+impl PresentedChain {
+    fn put(&self, chain: Vec<CertificateDer<'static>>) {
+        match self.0.lock() {
+            Ok(mut slot) => *slot = chain,
+            Err(poisoned) => *poisoned.into_inner() = chain,
+        }
+    }
+
+    fn take(&self) -> Vec<CertificateDer<'static>> {
+        match self.0.lock() {
+            Ok(mut chain) => std::mem::take(&mut *chain),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The chain slot of the handshake being polled (rustls calls the verifier from inside
+    /// the poll of `TlsConnector::connect`, so it runs within the handshake's scope).
+    static PRESENTED: PresentedChain;
+}
+
 /// Records the presented chain and accepts it; signatures are still verified, so the peer has
 /// to hold the certificate's key.
 #[derive(Debug)]
 struct ChainRecorder {
     provider: Arc<CryptoProvider>,
-    chain: Mutex<Vec<CertificateDer<'static>>>,
-}
-
-impl ChainRecorder {
-    fn take(&self) -> Vec<CertificateDer<'static>> {
-        match self.chain.lock() {
-            Ok(mut chain) => std::mem::take(&mut *chain),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        }
-    }
 }
 
 impl ServerCertVerifier for ChainRecorder {
@@ -283,10 +317,8 @@ impl ServerCertVerifier for ChainRecorder {
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
             .collect();
-        match self.chain.lock() {
-            Ok(mut slot) => *slot = chain,
-            Err(poisoned) => *poisoned.into_inner() = chain,
-        }
+        // Outside a handshake scope there is nowhere to record; the handshake goes on.
+        let _ = PRESENTED.try_with(|slot| slot.put(chain));
         Ok(ServerCertVerified::assertion())
     }
 

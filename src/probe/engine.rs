@@ -163,7 +163,8 @@ impl Prober {
         (hop, addresses)
     }
 
-    /// One address: TCP, TLS (https), the request, and the fingerprint GET after a 401.
+    /// One address: TCP, TLS (https), the request, and the fingerprint GET after a 401 without
+    /// Exchange's headers.
     pub(super) async fn attempt(
         &self,
         url: &str,
@@ -339,11 +340,12 @@ impl Prober {
         let exchange = connection
             .post_autodiscover(host_header, path, &ctx.address.ascii(), ctx.phase())
             .await;
-        let challenged = exchange.status == Some(401);
-        attempt.http = Some(exchange);
         // Exchange marks its Autodiscover service with X-*-Enabled headers on an unauthenticated
         // GET: that tells a real Exchange from a web server that merely asks for a password.
-        if challenged && connection.is_reusable() && !ctx.phase().is_zero() {
+        // When the POST's 401 already carries them, the GET would tell nothing more.
+        let unidentified = exchange.status == Some(401) && !exchange.looks_like_exchange();
+        attempt.http = Some(exchange);
+        if unidentified && connection.is_reusable() && !ctx.phase().is_zero() {
             attempt.fingerprint = Some(connection.get(host_header, path, ctx.phase()).await);
         }
     }
