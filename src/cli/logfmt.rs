@@ -129,9 +129,10 @@ impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
 const REPEAT_WINDOW: Duration = Duration::from_secs(60);
 /// Most distinct warnings remembered.
 const REPEAT_MEMORY: usize = 1024;
-/// Most warnings one place in a library logs per [`REPEAT_WINDOW`], whatever their fields:
-/// hickory warns once per wrong-ID answer, each with another ID, so a resolver (or an off-path
-/// attacker) that sends 1,000 of them per query would write 1,000 lines per query.
+/// Most warnings one place in a library logs per [`REPEAT_WINDOW`], whatever their fields: a
+/// library that warns once per packet with the packet's details in a field (hickory-resolver
+/// did so for every DNS answer with a wrong ID) would write a line for each of the thousands
+/// of packets a hostile server sends.
 const LIBRARY_PLACE_BUDGET: u32 = 10;
 
 /// Drops a warning or error identical (same place, same fields) to one logged less than
@@ -305,7 +306,8 @@ mod tests {
     }
 
     /// Through the subscriber, as `init_logging` stacks it: a flood of one library warning with
-    /// ever-changing fields (hickory's wrong-ID answers) reaches the log a bounded number of times.
+    /// ever-changing fields (hickory-resolver's wrong-ID answers) reaches the log a bounded number
+    /// of times.
     #[test]
     fn a_flood_of_library_warnings_reaches_the_log_a_bounded_number_of_times() {
         use std::sync::Arc;
