@@ -357,6 +357,23 @@ def fact(report, key):
     return None
 
 
+def query_rate(args):
+    """PASS when the simulated Microsoft 365 got at most --per-second queries a second over the
+    run (the exporter spaces them; counted over the whole run, so arrival jitter cannot fail it)."""
+    times = sorted(float(line.split()[0]) for line in open(args.log)
+                   if "/autodiscover.json/" in line.lower())
+    if len(times) < 2:
+        print(f"FAIL: the simulated Microsoft 365 got {len(times)} queries")
+        return 1
+    span = times[-1] - times[0]
+    allowed = args.per_second * span + 2
+    passed = len(times) <= allowed
+    print(f"{'PASS' if passed else 'FAIL'}: the simulated Microsoft 365 got {len(times)} queries in {span:.1f}s "
+          f"({len(times) / span:.2f} a second; at most {args.per_second:g} a second allowed), "
+          f"although the /probe flood named about {args.asked} new addresses")
+    return 0 if passed else 1
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -392,6 +409,10 @@ def main():
     a.add_argument("--dir", required=True)
     a.add_argument("--step-timeout", type=float, required=True)
     a.add_argument("--margin", type=float, default=3.0)
+    a = sub.add_parser("query-rate")
+    a.add_argument("--log", required=True)
+    a.add_argument("--per-second", type=float, default=5)
+    a.add_argument("--asked", default="?")
     a = sub.add_parser("report")
     a.add_argument("--samples", required=True)
     a.add_argument("--phases", required=True)
@@ -416,6 +437,8 @@ def main():
         return flood_report(args)
     elif args.command == "domains":
         return domains(args)
+    elif args.command == "query-rate":
+        return query_rate(args)
     else:
         return report(args)
     return 0

@@ -530,6 +530,10 @@ attack() {
     info "probe flood: $(cat "$W/probe-flood.out")"
     info "password flood: $(cat "$W/auth-flood.out")"
     py "$HOSTILE/attack.py" flood-report --probe "$W/probe-flood.out" --auth "$W/auth-flood.out"
+    # Half the flood's requests name a new address each time: every one is a Microsoft 365 query
+    # unless the exporter's global rate limit holds.
+    py "$HOSTILE/attack.py" query-rate --log "$W/m365-access.log" --per-second 5 \
+        --asked "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent"] // 2)' "$W/probe-flood.out")"
 }
 
 after_attack() {
