@@ -74,6 +74,9 @@ async def probe_flood(args):
     state = {"in_flight": 0, "most": 0, "sent": 0}
 
     async def worker(i):
+        # Started over a second, not in one instant: 2,000 simultaneous SYNs overflow any
+        # listen queue, and the scraper's connection would wait for the kernel's 1 s SYN retry.
+        await asyncio.sleep(args.ramp * i / args.concurrency)
         n = 0
         while time.monotonic() < end:
             domain = domains[i % len(domains)]
@@ -387,6 +390,7 @@ def main():
             a.add_argument("--concurrency", type=int, default=2000)
             a.add_argument("--targets", required=True)
             a.add_argument("--scrape-timeout", type=float, default=10)
+            a.add_argument("--ramp", type=float, default=1.0)
         elif name == "auth-flood":
             a.add_argument("--concurrency", type=int, default=16)
         else:

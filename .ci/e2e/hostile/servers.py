@@ -238,6 +238,7 @@ async def run_dns(args):
     server.close()
     front_transport.close()
     print(f"wrong-id packets sent: {front.flooded}", flush=True)
+    print(f"cpu seconds: {cpu_seconds():.1f}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -381,9 +382,16 @@ async def run_tcp(args):
         server.close()
     for s in keep:
         s.close()
+    print(f"cpu seconds: {cpu_seconds():.1f}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds():
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def split(text):
