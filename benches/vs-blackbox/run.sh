@@ -22,9 +22,11 @@
 # /proc/PID/stat before and after its turn:
 #   steady state   the same domains probed again and again, as Prometheus does every interval
 #                  (after one unmeasured round): what monitoring N domains costs
-#   first probes   domains never probed before: nothing cached or shared from earlier probes blackbox_exporter resolves through
-# the system resolver, so it runs in a private mount namespace whose /etc/resolv.conf names
-# the world's dnsmasq (127.0.20.53:53); this exporter uses the same server.
+#   first probes   domains never probed before: nothing cached or shared from earlier probes
+#                  (every Microsoft 365 answer is asked for)
+# blackbox_exporter resolves through the system resolver, so it runs in a private mount
+# namespace whose /etc/resolv.conf names the world's dnsmasq (127.0.20.53:53); this exporter
+# uses the same server.
 #
 # Run by hand as root (nginx binds 127.0.20.x:443; dnsmasq 127.0.20.53:53), not by CI.
 # Installs dnsmasq-base, nginx, openssl, curl, dnsutils and prometheus-blackbox-exporter when
