@@ -418,37 +418,17 @@ impl Prober {
                 let Some(stream) = stream else {
                     return failure;
                 };
-                let mut lines = LineStream::new(stream, ctx.phase());
-                let greeting = mail::greet(&mut lines, protocol).await;
-                if greeting.is_ok() {
-                    mail::quit(&mut lines, protocol).await;
-                }
-                attempt.dialogue = lines.log;
+                let greeting =
+                    greet_and_quit(LineStream::new(stream, ctx.phase()), protocol, attempt).await;
                 if let Some(problem) = problem {
                     return problem;
                 }
-                match greeting {
-                    Ok(capabilities) => {
-                        attempt.starttls_offered = capabilities.starttls(protocol);
-                        (ServiceStatus::Ok, None)
-                    }
-                    Err(failure) => dialogue_status(failure),
-                }
+                greeted(greeting, protocol, attempt)
             }
             TlsMode::None => {
-                let mut lines = LineStream::new(tcp, ctx.phase());
-                let greeting = mail::greet(&mut lines, protocol).await;
-                if greeting.is_ok() {
-                    mail::quit(&mut lines, protocol).await;
-                }
-                attempt.dialogue = lines.log;
-                match greeting {
-                    Ok(capabilities) => {
-                        attempt.starttls_offered = capabilities.starttls(protocol);
-                        (ServiceStatus::Ok, None)
-                    }
-                    Err(failure) => dialogue_status(failure),
-                }
+                let greeting =
+                    greet_and_quit(LineStream::new(tcp, ctx.phase()), protocol, attempt).await;
+                greeted(greeting, protocol, attempt)
             }
             TlsMode::Starttls => {
                 let mut lines = LineStream::new(tcp, ctx.phase());
@@ -544,6 +524,38 @@ where
     match HttpConnection::open(stream, ctx.phase()).await {
         Ok(mut connection) => connection.get(host_header, path, ctx.phase()).await,
         Err(failure) => HttpExchange::failed(crate::model::facts::HttpMethod::Get, failure),
+    }
+}
+
+/// Reads the greeting and capabilities, says goodbye when they came, and keeps the dialogue.
+async fn greet_and_quit<S>(
+    mut lines: LineStream<S>,
+    protocol: MailProtocol,
+    attempt: &mut ServiceAttempt,
+) -> Result<mail::Capabilities, DialogueFailure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let greeting = mail::greet(&mut lines, protocol).await;
+    if greeting.is_ok() {
+        mail::quit(&mut lines, protocol).await;
+    }
+    attempt.dialogue = lines.log;
+    greeting
+}
+
+/// The status of a service whose dialogue ended with `greeting`.
+fn greeted(
+    greeting: Result<mail::Capabilities, DialogueFailure>,
+    protocol: MailProtocol,
+    attempt: &mut ServiceAttempt,
+) -> (ServiceStatus, Option<String>) {
+    match greeting {
+        Ok(capabilities) => {
+            attempt.starttls_offered = capabilities.starttls(protocol);
+            (ServiceStatus::Ok, None)
+        }
+        Err(failure) => dialogue_status(failure),
     }
 }
 
