@@ -180,7 +180,25 @@ def sample(args):
             record.update(proc_stats(args.pid))
             out.write(json.dumps(record) + "\n")
             out.flush()
+            keep_wrong_reports(args, record, auth)
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+
+
+def keep_wrong_reports(args, record, auth):
+    """Saves the JSON report of a healthy domain the first times its verdict is wrong, next to
+    the samples: what the probe saw is the first thing to read when that check fails."""
+    expect = dict(pair.split("=", 1) for pair in args.expect.split(",") if pair)
+    for domain, want in expect.items():
+        got = record.get("outcomes", {}).get(domain)
+        path = os.path.join(os.path.dirname(os.path.abspath(args.out)), f"wrong-{args.phase}-{domain}.json")
+        if got in (None, want) or os.path.exists(path):
+            continue
+        try:
+            status, body = get(args.exporter, args.user, args.password, f"/domains/{domain}?format=json")
+        except (OSError, http.client.HTTPException):
+            continue
+        with open(path, "w") as f:
+            f.write(body)
 
 
 def report(args):
@@ -230,7 +248,8 @@ def report(args):
                 result(fresh >= 1, f"[{phase}] {domain} was probed {fresh} time(s) in the background during the attack")
         result(not wrong, f"[{phase}] healthy verdicts in every scrape: "
                + ", ".join(f"{d} {v}" for d, v in expect.items())
-               + (f"; seen instead: {sorted(set(wrong))}" if wrong else ""))
+               + (f"; seen instead: {sorted(set(wrong))} (their reports: wrong-{phase}-DOMAIN.json "
+                  f"next to the samples)" if wrong else ""))
         rss = [s["VmRSS"] for s in mine if "VmRSS" in s]
         fds = [s["fds"] for s in mine if "fds" in s]
         threads = [s["Threads"] for s in mine if "Threads" in s]
@@ -398,6 +417,7 @@ def main():
             a.add_argument("--every", type=float, default=0.25)
             a.add_argument("--phase", required=True)
             a.add_argument("--out", required=True)
+            a.add_argument("--expect", default="", help="domain=outcome,...: keep the report when wrong")
     a = sub.add_parser("probed-since")
     a.add_argument("--exporter", required=True)
     a.add_argument("--user", required=True)

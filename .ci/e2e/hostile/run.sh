@@ -40,6 +40,7 @@ WEB_PASSWORD=e2e-secret
 # shellcheck disable=SC2016
 WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
 STATE=/tmp/autodiscover-hostile.pids # "pid starttime name" of this run's processes, "DIR dir" of its temp dir
+LOCK=/tmp/autodiscover-hostile.lock  # one run at a time: a second one would take the first one's addresses
 
 # Healthy domains and the verdict they must keep throughout.
 HEALTHY="companya.hostile.test=ok,prompt.hostile.test=certificate_prompt,nothing.hostile.test=not_found"
@@ -102,7 +103,7 @@ alive() { kill -0 "$1" 2>/dev/null; }
 start_bg() { # start_bg NAME LOGFILE COMMAND...
     local name=$1 log=$2
     shift 2
-    "$@" >"$log" 2>&1 &
+    "$@" >"$log" 2>&1 9>&- & # fd 9 holds the suite's lock: not for the servers
     local pid=$!
     PID[$name]=$pid
     ORDER+=("$name")
@@ -253,7 +254,7 @@ install_packages() {
     command -v dig >/dev/null || need+=(dnsutils)
     command -v ss >/dev/null || need+=(iproute2)
     command -v ps >/dev/null || need+=(procps)
-    command -v prlimit >/dev/null || need+=(util-linux)
+    { command -v prlimit && command -v flock; } >/dev/null || need+=(util-linux)
     [[ -x $PY ]] || need+=(python3)
     [[ ${#need[@]} -eq 0 ]] && return 0
     section "Installing ${need[*]}"
@@ -472,7 +473,8 @@ start_exporter() {
 
 sample() { # sample PHASE SECONDS: the authorised scraper, in the foreground
     "$PY" "$HOSTILE/attack.py" sample --exporter "$EXPORTER" --user "$WEB_USER" --password "$WEB_PASSWORD" \
-        --pid "$(exporter_pid)" --phase "$1" --duration "$2" --every 0.25 --out "$W/samples.jsonl"
+        --pid "$(exporter_pid)" --phase "$1" --duration "$2" --every 0.25 --out "$W/samples.jsonl" \
+        --expect "$HEALTHY"
 }
 
 domain_checks() { # domain_checks PHASE: /domains/D (JSON) of every domain against expected.json
@@ -520,7 +522,7 @@ attack() {
         --user "$WEB_USER" --password "$WEB_PASSWORD" --duration "$((ATTACK_SECONDS / 2))" --concurrency 16
     start_bg sampler "$W/sampler.out" "$PY" "$HOSTILE/attack.py" sample --exporter "$EXPORTER" \
         --user "$WEB_USER" --password "$WEB_PASSWORD" --pid "$(exporter_pid)" --phase attack \
-        --duration "$ATTACK_SECONDS" --every 0.25 --out "$W/samples.jsonl"
+        --duration "$ATTACK_SECONDS" --every 0.25 --out "$W/samples.jsonl" --expect "$HEALTHY"
     sleep 5 # the floods are in full swing
     client_cases 0
     # Bounded: each flood stops sending at its duration; a request waits 30s at most.
@@ -594,6 +596,13 @@ main() {
         exit 2
     }
     install_packages
+    # Another run (a second CI job on this machine) finishes first, within its bounded runtime;
+    # only then are leftovers of a killed run cleaned up.
+    exec 9>"$LOCK"
+    if ! flock -w 600 9; then
+        echo "another run of the suite held $LOCK for 10 minutes" >&2
+        exit 2
+    fi
     kill_leftovers
     W=$(mktemp -d /tmp/autodiscover-hostile.XXXXXX)
     echo "$W - dir" >>"$STATE"
