@@ -507,9 +507,17 @@ client_cases() { # client_cases STRICT: the hostile single requests of issue 12
     check "the exporter is still running" exporter_alive
 }
 
+# The /probe flood names every hostile domain but `flood`. A probe of `flood` makes the world's
+# resolver send about 8,000 wrong-ID packets; thousands of them a second (half the flood asks
+# for a new address each time) are more than its single Python thread can send while it also
+# answers the healthy domains, which then rightly become probe_error (seen once: 1.43 million
+# packets in 40 s). `flood` is still probed in the background throughout the attack.
 targets_csv() {
     local d out=""
-    for d in "${HOSTILE_DOMAINS[@]}"; do out+="${out:+,}$d.hostile.test"; done
+    for d in "${HOSTILE_DOMAINS[@]}"; do
+        [[ $d == flood ]] && continue
+        out+="${out:+,}$d.hostile.test"
+    done
     echo "$out"
 }
 
