@@ -39,7 +39,7 @@ WEB_PASSWORD=e2e-secret
 # bcrypt of $WEB_PASSWORD (cost 10), as in ../run.sh
 # shellcheck disable=SC2016
 WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
-STATE=/tmp/autodiscover-hostile.pids # "pid starttime name" of this run's processes, "DIR dir" of its temp dir
+STATE=/tmp/autodiscover-hostile.pids # "pid starttime name" of this run's processes, "DIR - dir" of its temp dir
 LOCK=/tmp/autodiscover-hostile.lock  # one run at a time: a second one would take the first one's addresses
 
 # Healthy domains and the verdict they must keep throughout.
@@ -507,11 +507,12 @@ client_cases() { # client_cases STRICT: the hostile single requests of issue 12
     check "the exporter is still running" exporter_alive
 }
 
-# The /probe flood names every hostile domain but `flood`. A probe of `flood` makes the world's
-# resolver send about 8,000 wrong-ID packets; thousands of them a second (half the flood asks
-# for a new address each time) are more than its single Python thread can send while it also
-# answers the healthy domains, which then rightly become probe_error (seen once: 1.43 million
-# packets in 40 s). `flood` is still probed in the background throughout the attack.
+# The /probe flood names every hostile domain but `flood`. Thousands of probes of `flood` a second
+# (half the flood asks for a new address each time) made the world's resolver send 1.4 million
+# wrong-ID packets in 40 s, more than its Python thread could send while it also answered the
+# healthy domains, which then rightly became probe_error. The packets now leave from a thread of
+# their own, 200 per question, but the healthy domains' DNS keeps its margin: `flood` is probed
+# in the background throughout the attack, with its wrong IDs.
 targets_csv() {
     local d out=""
     for d in "${HOSTILE_DOMAINS[@]}"; do
@@ -589,10 +590,10 @@ log_checks() {
     accept=$(grep -c 'accept failed' "$W/exporter.log" || true)
     minutes=$((($(date +%s) - EXPORTER_STARTED) / 60 + 1))
     if [[ $panics == 0 ]]; then pass "no panic in the exporter's log"; else fail "$panics panic line(s) in the exporter's log: $(grep -m 3 'panicked at' "$W/exporter.log")"; fi
-    if [[ $sent -gt 10000 && $wrong -le $((10 * minutes)) ]]; then
+    if [[ $sent -ge 2000 && $wrong -le $((10 * minutes)) ]]; then
         pass "$sent wrong-ID DNS answers gave $wrong log lines (at most 10 a minute from one place)"
     else
-        fail "$sent wrong-ID DNS answers gave $wrong log lines (want more than 10,000 answers, at most $((10 * minutes)) lines)"
+        fail "$sent wrong-ID DNS answers gave $wrong log lines (want at least 2,000 answers, at most $((10 * minutes)) lines)"
     fi
     if [[ $lines -lt $LOG_LINE_LIMIT ]]; then pass "the exporter logged $lines lines in the whole run (< $LOG_LINE_LIMIT; accept failures: $accept)"; else fail "the exporter logged $lines lines (want < $LOG_LINE_LIMIT; wrong-ID lines: $wrong, accept failures: $accept)"; fi
     info "measured: $sent wrong-ID DNS answers, $wrong wrong-ID log lines, $lines log lines in all"
