@@ -158,24 +158,42 @@ def proc_stats(pid):
 
 
 def sample(args):
+    """Scrapes as Prometheus does, over one kept-alive connection (opened again when it breaks);
+    every fourth scrape also opens a fresh connection, which shows the exporter still accepts
+    new clients, but can wait for the kernel's SYN retry while 2,000 clients connect."""
     host, port = split(args.exporter)
     auth = basic(args.user, args.password)
     end = time.monotonic() + args.duration
+    kept = None
+    n = 0
     with open(args.out, "a") as out:
         while time.monotonic() < end:
+            fresh = n % 4 == 3
+            n += 1
             started = time.monotonic()
-            record = {"t": time.time(), "phase": args.phase}
+            record = {"t": time.time(), "phase": args.phase, "fresh": fresh}
+            conn = None
             try:
-                conn = http.client.HTTPConnection(host, port, timeout=10)
+                if fresh or kept is None:
+                    conn = http.client.HTTPConnection(host, port, timeout=10)
+                else:
+                    conn = kept
                 conn.request("GET", "/metrics", headers={"Authorization": auth})
                 resp = conn.getresponse()
                 body = resp.read().decode("utf-8", "replace")
-                conn.close()
                 record["status"] = resp.status
                 record["outcomes"] = outcomes(body)
                 record["probed"] = probe_times(body)
+                if fresh:
+                    conn.close()
+                else:
+                    kept = None if resp.will_close else conn
             except (OSError, http.client.HTTPException) as e:
                 record["status"] = f"error:{type(e).__name__}"
+                if conn is not None:
+                    conn.close()
+                if not fresh:
+                    kept = None
             record["seconds"] = time.monotonic() - started
             record.update(proc_stats(args.pid))
             out.write(json.dumps(record) + "\n")
@@ -219,14 +237,19 @@ def report(args):
         bad = [s for s in mine if s.get("status") != 200]
         result(not bad, f"[{phase}] every authorised /metrics scrape answered 200 ({len(mine)} scrapes)"
                + (f"; not 200: {sorted({str(s.get('status')) for s in bad})}" if bad else ""))
-        latencies = sorted(s["seconds"] for s in mine if s.get("status") == 200)
+        fresh = sorted(s["seconds"] for s in mine if s.get("fresh") and s.get("status") == 200)
+        if fresh:
+            print(f"INFO: measured [{phase}] /metrics on a fresh connection: median "
+                  f"{statistics.median(fresh) * 1000:.1f} ms, max {fresh[-1] * 1000:.1f} ms ({len(fresh)} scrapes)")
+        latencies = sorted(s["seconds"] for s in mine if not s.get("fresh") and s.get("status") == 200)
         if len(latencies) >= args.min_samples:
             median = statistics.median(latencies)
             worst = latencies[-1]
             p90 = latencies[int(0.9 * (len(latencies) - 1))]
             result(median < args.median_limit,
                    f"[{phase}] /metrics median latency {median * 1000:.1f} ms < {args.median_limit * 1000:.0f} ms "
-                   f"({len(latencies)} scrapes, p90 {p90 * 1000:.1f} ms, max {worst * 1000:.1f} ms)")
+                   f"({len(latencies)} scrapes on the kept-alive connection, p90 {p90 * 1000:.1f} ms, "
+                   f"max {worst * 1000:.1f} ms)")
             result(worst < args.max_limit,
                    f"[{phase}] /metrics slowest scrape {worst * 1000:.1f} ms < {args.max_limit * 1000:.0f} ms")
         else:

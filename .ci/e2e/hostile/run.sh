@@ -629,7 +629,7 @@ main() {
     section "Before the attack"
     domain_checks before
     client_cases 1
-    sample before 6
+    sample before 8
 
     attack
     check "the exporter survived the attack" exporter_alive
