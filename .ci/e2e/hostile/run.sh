@@ -39,7 +39,8 @@ WEB_PASSWORD=e2e-secret
 # bcrypt of $WEB_PASSWORD (cost 10), as in ../run.sh
 # shellcheck disable=SC2016
 WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
-STATE=/tmp/autodiscover-hostile.pids # "pid starttime name" of this run's processes, "DIR dir" of its temp dir
+STATE=/tmp/autodiscover-hostile.pids # "pid starttime name" of this run's processes, "DIR - dir" of its temp dir
+LOCK=/tmp/autodiscover-hostile.lock  # one run at a time: a second one would take the first one's addresses
 
 # Healthy domains and the verdict they must keep throughout.
 HEALTHY="companya.hostile.test=ok,prompt.hostile.test=certificate_prompt,nothing.hostile.test=not_found"
@@ -102,7 +103,7 @@ alive() { kill -0 "$1" 2>/dev/null; }
 start_bg() { # start_bg NAME LOGFILE COMMAND...
     local name=$1 log=$2
     shift 2
-    "$@" >"$log" 2>&1 &
+    "$@" >"$log" 2>&1 9>&- & # fd 9 holds the suite's lock: not for the servers
     local pid=$!
     PID[$name]=$pid
     ORDER+=("$name")
@@ -253,7 +254,7 @@ install_packages() {
     command -v dig >/dev/null || need+=(dnsutils)
     command -v ss >/dev/null || need+=(iproute2)
     command -v ps >/dev/null || need+=(procps)
-    command -v prlimit >/dev/null || need+=(util-linux)
+    { command -v prlimit && command -v flock; } >/dev/null || need+=(util-linux)
     [[ -x $PY ]] || need+=(python3)
     [[ ${#need[@]} -eq 0 ]] && return 0
     section "Installing ${need[*]}"
@@ -472,7 +473,8 @@ start_exporter() {
 
 sample() { # sample PHASE SECONDS: the authorised scraper, in the foreground
     "$PY" "$HOSTILE/attack.py" sample --exporter "$EXPORTER" --user "$WEB_USER" --password "$WEB_PASSWORD" \
-        --pid "$(exporter_pid)" --phase "$1" --duration "$2" --every 0.25 --out "$W/samples.jsonl"
+        --pid "$(exporter_pid)" --phase "$1" --duration "$2" --every 0.25 --out "$W/samples.jsonl" \
+        --expect "$HEALTHY"
 }
 
 domain_checks() { # domain_checks PHASE: /domains/D (JSON) of every domain against expected.json
@@ -505,11 +507,12 @@ client_cases() { # client_cases STRICT: the hostile single requests of issue 12
     check "the exporter is still running" exporter_alive
 }
 
-# The /probe flood names every hostile domain but `flood`. A probe of `flood` makes the world's
-# resolver send about 8,000 wrong-ID packets; thousands of them a second (half the flood asks
-# for a new address each time) are more than its single Python thread can send while it also
-# answers the healthy domains, which then rightly become probe_error (seen once: 1.43 million
-# packets in 40 s). `flood` is still probed in the background throughout the attack.
+# The /probe flood names every hostile domain but `flood`. Thousands of probes of `flood` a second
+# (half the flood asks for a new address each time) made the world's resolver send 1.4 million
+# wrong-ID packets in 40 s, more than its Python thread could send while it also answered the
+# healthy domains, which then rightly became probe_error. The packets now leave from a thread of
+# their own, 200 per question, but the healthy domains' DNS keeps its margin: `flood` is probed
+# in the background throughout the attack, with its wrong IDs.
 targets_csv() {
     local d out=""
     for d in "${HOSTILE_DOMAINS[@]}"; do
@@ -528,7 +531,7 @@ attack() {
         --user "$WEB_USER" --password "$WEB_PASSWORD" --duration "$((ATTACK_SECONDS / 2))" --concurrency 16
     start_bg sampler "$W/sampler.out" "$PY" "$HOSTILE/attack.py" sample --exporter "$EXPORTER" \
         --user "$WEB_USER" --password "$WEB_PASSWORD" --pid "$(exporter_pid)" --phase attack \
-        --duration "$ATTACK_SECONDS" --every 0.25 --out "$W/samples.jsonl"
+        --duration "$ATTACK_SECONDS" --every 0.25 --out "$W/samples.jsonl" --expect "$HEALTHY"
     sleep 5 # the floods are in full swing
     client_cases 0
     # Bounded: each flood stops sending at its duration; a request waits 30s at most.
@@ -587,10 +590,10 @@ log_checks() {
     accept=$(grep -c 'accept failed' "$W/exporter.log" || true)
     minutes=$((($(date +%s) - EXPORTER_STARTED) / 60 + 1))
     if [[ $panics == 0 ]]; then pass "no panic in the exporter's log"; else fail "$panics panic line(s) in the exporter's log: $(grep -m 3 'panicked at' "$W/exporter.log")"; fi
-    if [[ $sent -gt 10000 && $wrong -le $((10 * minutes)) ]]; then
+    if [[ $sent -ge 2000 && $wrong -le $((10 * minutes)) ]]; then
         pass "$sent wrong-ID DNS answers gave $wrong log lines (at most 10 a minute from one place)"
     else
-        fail "$sent wrong-ID DNS answers gave $wrong log lines (want more than 10,000 answers, at most $((10 * minutes)) lines)"
+        fail "$sent wrong-ID DNS answers gave $wrong log lines (want at least 2,000 answers, at most $((10 * minutes)) lines)"
     fi
     if [[ $lines -lt $LOG_LINE_LIMIT ]]; then pass "the exporter logged $lines lines in the whole run (< $LOG_LINE_LIMIT; accept failures: $accept)"; else fail "the exporter logged $lines lines (want < $LOG_LINE_LIMIT; wrong-ID lines: $wrong, accept failures: $accept)"; fi
     info "measured: $sent wrong-ID DNS answers, $wrong wrong-ID log lines, $lines log lines in all"
@@ -602,6 +605,13 @@ main() {
         exit 2
     }
     install_packages
+    # Another run (a second CI job on this machine) finishes first, within its bounded runtime;
+    # only then are leftovers of a killed run cleaned up.
+    exec 9>"$LOCK"
+    if ! flock -w 600 9; then
+        echo "another run of the suite held $LOCK for 10 minutes" >&2
+        exit 2
+    fi
     kill_leftovers
     W=$(mktemp -d /tmp/autodiscover-hostile.XXXXXX)
     echo "$W - dir" >>"$STATE"
@@ -619,7 +629,7 @@ main() {
     section "Before the attack"
     domain_checks before
     client_cases 1
-    sample before 6
+    sample before 8
 
     attack
     check "the exporter survived the attack" exporter_alive
