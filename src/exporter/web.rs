@@ -476,7 +476,9 @@ fn domain_json(latest: &Latest) -> Result<String, Box<dyn std::error::Error>> {
 /// result is in the store.
 async fn probe_and_wait(exporter: &Arc<Exporter>, entry: &DomainEntry) {
     let shared = exporter.shared();
-    let before = entry.latest.as_ref().map(|l| l.started_at);
+    // Told apart by identity: a probe triggered within the second of the previous one has the
+    // same start second.
+    let before = entry.latest.clone();
     let started = unix_now();
     if !exporter.trigger_probe(&entry.config.domain) {
         return;
@@ -488,9 +490,13 @@ async fn probe_and_wait(exporter: &Arc<Exporter>, entry: &DomainEntry) {
             let now = shared
                 .store
                 .get(&entry.config.domain)
-                .and_then(|e| e.latest)
-                .map(|l| l.started_at);
-            if now.is_some() && now != before && now >= Some(started - 1) {
+                .and_then(|e| e.latest);
+            let newer = match (&now, &before) {
+                (Some(now), Some(before)) => !Arc::ptr_eq(now, before),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if newer && now.is_some_and(|l| l.started_at >= started - 1) {
                 return;
             }
         }
