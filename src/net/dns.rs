@@ -5,6 +5,11 @@
 //! Messages are encoded and decoded by hickory-proto; the exchange is this module's own. A probe
 //! asks about seven questions, and a general-purpose resolver's machinery (server pools, retry
 //! streams, background tasks per query) cost a quarter of a probe's CPU.
+//!
+//! The questions of one probe go out from one UDP socket per server (a [`DnsSession`]), as
+//! glibc's resolver sends A and AAAA from one socket: a fresh random source port per probe, a
+//! random ID per question, and the socket's setup and teardown (a sixth of a probe's system
+//! calls when each question had its own) paid once.
 
 use crate::model::facts::{
     CnameHop, Delegation, DnsAnswer, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_NAMESERVERS, Soa,
@@ -13,13 +18,16 @@ use crate::model::facts::{
 use crate::protocol::srv;
 use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, Ready};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
@@ -37,6 +45,11 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 const DEFAULT_NAMESERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53);
 /// glibc reads at most three `nameserver` lines.
 const MAX_SYSTEM_NAMESERVERS: usize = 3;
+/// Datagrams kept for a question that has not read them yet (a right-ID spoof must not push
+/// out the real answer; a flood of them is dropped).
+const INBOX_CAP: usize = 8;
+/// Datagrams one question reads in a row before it lets other tasks run.
+const READS_PER_POLL: usize = 64;
 
 /// Transport used to reach configured name servers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -107,6 +120,45 @@ impl Dns {
     pub fn describe(&self) -> &str {
         &self.description
     }
+
+    /// A session for the questions of one probe: they share one UDP socket per server.
+    pub fn session(&self) -> DnsSession {
+        DnsSession {
+            ports: Arc::new(Mutex::new(vec![None; self.servers.len()])),
+            dns: self.clone(),
+        }
+    }
+
+    /// Looks up A and AAAA of `host` in a session of its own.
+    pub async fn lookup_host(&self, host: &str, budget: Duration) -> HostLookup {
+        self.session().lookup_host(host, budget).await
+    }
+
+    /// Looks up the SRV records of `name` in a session of its own.
+    pub async fn lookup_srv(&self, name: &str, budget: Duration) -> SrvLookup {
+        self.session().lookup_srv(name, budget).await
+    }
+
+    /// Looks up the NS set and the SOA of `domain` in a session of its own.
+    pub async fn lookup_delegation(&self, domain: &str, budget: Duration) -> Delegation {
+        self.session().lookup_delegation(domain, budget).await
+    }
+}
+
+/// The questions of one probe: the resolver's settings and, per server, the UDP socket they
+/// share (opened at the first question to that server, closed with the last clone).
+#[derive(Clone)]
+pub struct DnsSession {
+    dns: Dns,
+    ports: Arc<Mutex<Vec<Option<Arc<Port>>>>>,
+}
+
+impl DnsSession {
+    /// Which servers it asks, for traces.
+    pub fn describe(&self) -> &str {
+        self.dns.describe()
+    }
+
     /// Looks up A and AAAA of `host` (concurrently), recording the CNAME chain.
     pub async fn lookup_host(&self, host: &str, budget: Duration) -> HostLookup {
         let started = Instant::now();
@@ -243,7 +295,7 @@ impl Dns {
         }
         // Each server gets the query timeout; the whole question, retries included, at most
         // two of them.
-        let limit = budget.min(self.query_timeout * 2 + Duration::from_millis(200));
+        let limit = budget.min(self.dns.query_timeout * 2 + Duration::from_millis(200));
         let deadline = Instant::now() + limit;
         let Ok(mut asked) = Name::from_ascii(name) else {
             return (
@@ -287,19 +339,19 @@ impl Dns {
         deadline: Instant,
     ) -> (DnsAnswer, Vec<Record>) {
         let mut last = DnsAnswer::Timeout;
-        for server in self.servers.iter() {
+        for index in 0..self.dns.servers.len() {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            let until = deadline.min(now + self.query_timeout);
+            let until = deadline.min(now + self.dns.query_timeout);
             let mut request = Message::query();
             request.metadata.recursion_desired = true;
             request.add_query(Query::query(name.clone(), record_type));
             let mut edns = Edns::new();
             edns.set_max_payload(UDP_PAYLOAD);
             request.set_edns(edns);
-            let answer = match tokio::time::timeout_at(until, self.exchange(*server, &request))
+            let answer = match tokio::time::timeout_at(until, self.exchange(index, &mut request))
                 .await
                 .unwrap_or(Err(Failure::Timeout))
             {
@@ -342,45 +394,275 @@ impl Dns {
         (last, Vec::new())
     }
 
-    /// One request to one server: UDP first (unless TCP is configured), TCP when the answer
-    /// is truncated.
-    async fn exchange(&self, server: SocketAddr, request: &Message) -> Result<Message, Failure> {
-        let bytes = request
-            .to_vec()
-            .map_err(|e| Failure::Malformed(format!("cannot encode the query: {e}")))?;
-        if self.protocol == DnsProtocol::Udp {
-            let reply = exchange_udp(server, request, &bytes).await?;
-            if !reply.metadata.truncation {
-                return Ok(reply);
+    /// One request to the server at `index`: UDP first (unless TCP is configured), TCP when
+    /// the answer is truncated. The request gets its ID here, unique on the session's socket.
+    async fn exchange(&self, index: usize, request: &mut Message) -> Result<Message, Failure> {
+        let server = *self
+            .dns
+            .servers
+            .get(index)
+            .ok_or_else(|| Failure::Malformed("no such name server".into()))?;
+        if self.dns.protocol == DnsProtocol::Tcp {
+            let bytes = encode(request)?;
+            return exchange_tcp(server, request, &bytes).await;
+        }
+        let port = self.port(index, server).map_err(Failure::Io)?;
+        let question = port.register();
+        request.metadata.id = question.id;
+        let bytes = encode(request)?;
+        port.send(question.id, &bytes).await.map_err(Failure::Io)?;
+        let reply = loop {
+            let datagram = poll_fn(|cx| port.poll_datagram(cx, question.id))
+                .await
+                .map_err(Failure::Io)?;
+            if let Some(reply) = answer_to(request, &datagram)? {
+                break reply;
             }
+        };
+        drop(question);
+        if !reply.metadata.truncation {
+            return Ok(reply);
         }
         exchange_tcp(server, request, &bytes).await
     }
+
+    /// The session's socket to the server at `index`, opened now when this is the first
+    /// question there. A failure to open is not kept: the next question tries again.
+    fn port(&self, index: usize, server: SocketAddr) -> io::Result<Arc<Port>> {
+        let mut ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Some(port)) = ports.get(index) {
+            return Ok(port.clone());
+        }
+        let port = Arc::new(Port::open(server)?);
+        if let Some(slot) = ports.get_mut(index) {
+            *slot = Some(port.clone());
+        }
+        Ok(port)
+    }
 }
 
-/// UDP from a fresh socket (a new random source port per query, as resolvers do against
-/// spoofing). Datagrams that are not the answer to this question (another ID, another
-/// question, not a response) are dropped, as a stub resolver drops them, until the caller's
-/// timeout.
-async fn exchange_udp(
-    server: SocketAddr,
-    request: &Message,
-    bytes: &[u8],
-) -> Result<Message, Failure> {
-    let local = match server {
-        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-    };
-    let socket = UdpSocket::bind(local).await.map_err(Failure::Io)?;
-    // Connected: the kernel drops datagrams from other addresses and reports ICMP errors.
-    socket.connect(server).await.map_err(Failure::Io)?;
-    socket.send(bytes).await.map_err(Failure::Io)?;
-    let mut buffer = vec![0u8; UDP_BUFFER];
-    loop {
-        let length = socket.recv(&mut buffer).await.map_err(Failure::Io)?;
-        if let Some(reply) = answer_to(request, buffer.get(..length).unwrap_or_default())? {
-            return Ok(reply);
+fn encode(request: &Message) -> Result<Vec<u8>, Failure> {
+    request
+        .to_vec()
+        .map_err(|e| Failure::Malformed(format!("cannot encode the query: {e}")))
+}
+
+/// A connected UDP socket several questions share. Each question waits for the datagrams of
+/// its own ID; whichever question reads the socket hands a datagram to the one it belongs to
+/// and wakes it, and drops datagrams of no waiting question (strays, late answers).
+struct Port {
+    socket: Arc<UdpSocket>,
+    waiting: Mutex<HashMap<u16, Waiting>>,
+    /// The wait for the socket to become readable, polled by whichever question reads.
+    readiness: Mutex<Option<ReadinessWait>>,
+}
+
+type ReadinessWait = Pin<Box<dyn Future<Output = io::Result<Ready>> + Send>>;
+
+/// What a waiting question has been handed, and how to wake it.
+#[derive(Default)]
+struct Waiting {
+    inbox: Vec<Delivered>,
+    waker: Option<Waker>,
+}
+
+enum Delivered {
+    Datagram(Vec<u8>),
+    /// The socket's error: an ICMP port unreachable is reported once, to one reader, and every
+    /// question waiting on the socket fails with it.
+    Error(io::ErrorKind, Option<i32>),
+}
+
+impl Delivered {
+    fn into_result(self) -> io::Result<Vec<u8>> {
+        match self {
+            Self::Datagram(bytes) => Ok(bytes),
+            Self::Error(_, Some(code)) => Err(io::Error::from_raw_os_error(code)),
+            Self::Error(kind, None) => Err(io::Error::from(kind)),
         }
+    }
+}
+
+/// A question registered on a port. Dropping it (answered, timed out, cancelled) removes it
+/// and wakes the others: tokio wakes only the latest reader of a socket, and that may have
+/// been this one, so another must take over reading.
+struct Question<'a> {
+    port: &'a Port,
+    id: u16,
+}
+
+impl Drop for Question<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.port.lock();
+        waiting.remove(&self.id);
+        for other in waiting.values_mut() {
+            if let Some(waker) = other.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl Port {
+    /// A socket on a random local port, connected to `server`: the kernel drops datagrams
+    /// from other addresses and reports ICMP errors.
+    fn open(server: SocketAddr) -> io::Result<Self> {
+        let local = match server {
+            SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+        };
+        let socket = std::net::UdpSocket::bind(local)?;
+        socket.connect(server)?;
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket: Arc::new(UdpSocket::from_std(socket)?),
+            waiting: Mutex::new(HashMap::new()),
+            readiness: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u16, Waiting>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new question, with a random ID no waiting question has.
+    fn register(&self) -> Question<'_> {
+        let mut waiting = self.lock();
+        let mut id: u16 = rand::random();
+        // A few dozen questions wait at once at most: a free ID comes within a few draws.
+        while waiting.contains_key(&id) {
+            id = rand::random();
+        }
+        waiting.insert(id, Waiting::default());
+        Question { port: self, id }
+    }
+
+    /// The next datagram for question `id`: one another reader handed over, or one read from
+    /// the socket now.
+    fn poll_datagram(&self, cx: &mut Context<'_>, id: u16) -> Poll<io::Result<Vec<u8>>> {
+        let mut buffer = [0u8; UDP_BUFFER];
+        for _ in 0..READS_PER_POLL {
+            {
+                let mut waiting = self.lock();
+                let Some(mine) = waiting.get_mut(&id) else {
+                    return Poll::Ready(Err(io::Error::other("the question is not registered")));
+                };
+                if !mine.inbox.is_empty() {
+                    return Poll::Ready(mine.inbox.remove(0).into_result());
+                }
+                match &mut mine.waker {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    slot @ None => *slot = Some(cx.waker().clone()),
+                }
+            }
+            // No system call unless the socket was reported readable.
+            match self.socket.try_recv(&mut buffer) {
+                Ok(length) => {
+                    let datagram = buffer.get(..length).unwrap_or_default();
+                    // The ID from the raw bytes: a flood of stray packets costs no decoding.
+                    match datagram_id(datagram) {
+                        Some(owner) if owner == id => {
+                            return Poll::Ready(Ok(datagram.to_vec()));
+                        }
+                        Some(owner) => self.hand_over(owner, datagram),
+                        None => {}
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    match self.poll_readiness(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(error)) => {
+                            self.fail_others(id, &error);
+                            return Poll::Ready(Err(error));
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.fail_others(id, &error);
+                    return Poll::Ready(Err(error));
+                }
+            }
+        }
+        // A flood of datagrams for others: let other tasks run, then read on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Waits until the socket is readable or has an error (an ICMP answer sets only the error
+    /// readiness, which a wait for readability alone would miss); an error is taken and
+    /// returned. Only the latest caller's waker is kept, as for tokio's own `poll_recv`.
+    fn poll_readiness(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut slot = self
+            .readiness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let wait = slot.get_or_insert_with(|| {
+            let socket = self.socket.clone();
+            Box::pin(async move { socket.ready(Interest::READABLE | Interest::ERROR).await })
+        });
+        let ready = match wait.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(ready) => ready,
+        };
+        *slot = None;
+        drop(slot);
+        if !ready?.is_error() {
+            return Poll::Ready(Ok(()));
+        }
+        let error = self.socket.take_error()?;
+        // The error is taken; the readiness tokio keeps for it is cleared by a "would block".
+        let _ = self.socket.try_io(Interest::ERROR, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+        Poll::Ready(error.map_or(Ok(()), Err))
+    }
+
+    /// Gives `datagram` to the waiting question `owner`; dropped when there is none.
+    fn hand_over(&self, owner: u16, datagram: &[u8]) {
+        let mut waiting = self.lock();
+        if let Some(entry) = waiting.get_mut(&owner)
+            && entry.inbox.len() < INBOX_CAP
+        {
+            entry.inbox.push(Delivered::Datagram(datagram.to_vec()));
+            if let Some(waker) = entry.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Sends question `id`. The socket's pending error (an ICMP answer to an earlier
+    /// question) may come back here instead of from a read: it fails the others too.
+    async fn send(&self, id: u16, bytes: &[u8]) -> io::Result<()> {
+        match self.socket.send(bytes).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                self.fail_others(id, &error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Every question but `id` fails with the socket's `error`.
+    fn fail_others(&self, id: u16, error: &io::Error) {
+        let mut waiting = self.lock();
+        for (other, entry) in waiting.iter_mut() {
+            if *other != id && entry.inbox.len() < INBOX_CAP {
+                entry
+                    .inbox
+                    .push(Delivered::Error(error.kind(), error.raw_os_error()));
+                if let Some(waker) = entry.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+}
+
+fn datagram_id(datagram: &[u8]) -> Option<u16> {
+    match datagram {
+        [high, low, ..] => Some(u16::from_be_bytes([*high, *low])),
+        _ => None,
     }
 }
 
@@ -408,12 +690,7 @@ async fn exchange_tcp(
 /// The reply when `datagram` answers `request`; `None` for anything else (it is dropped).
 /// A reply with the right ID that does not decode is a malformed answer.
 fn answer_to(request: &Message, datagram: &[u8]) -> Result<Option<Message>, Failure> {
-    // The ID first, from the raw bytes: a flood of stray packets costs no decoding.
-    let id = match datagram {
-        [high, low, ..] => u16::from_be_bytes([*high, *low]),
-        _ => return Ok(None),
-    };
-    if id != request.metadata.id {
+    if datagram_id(datagram) != Some(request.metadata.id) {
         return Ok(None);
     }
     let reply = Message::from_vec(datagram)
@@ -619,7 +896,10 @@ mod tests {
             None,
         )
         .await;
-        let (answer, records) = dns(address).query("x.test.", RecordType::A, BUDGET).await;
+        let (answer, records) = dns(address)
+            .session()
+            .query("x.test.", RecordType::A, BUDGET)
+            .await;
         assert_eq!(answer, DnsAnswer::Records { count: 1 });
         assert_eq!(records, vec![a("x.test.", 1)]);
     }
@@ -670,7 +950,10 @@ mod tests {
             .map(|h| h.target.clone())
             .collect();
         assert_eq!(chain, ["middle.test", "end.test"]);
-        let (answer, records) = dns.query("loop1.test.", RecordType::A, BUDGET).await;
+        let (answer, records) = dns
+            .session()
+            .query("loop1.test.", RecordType::A, BUDGET)
+            .await;
         assert_eq!(answer, DnsAnswer::NoData);
         assert_eq!(records.len(), 2);
     }
@@ -679,16 +962,92 @@ mod tests {
     async fn a_closed_port_is_unreachable_and_silence_a_timeout() {
         // No test or suite binds this loopback address: the kernel answers port unreachable.
         let address = SocketAddr::from(([127, 77, 88, 99], 53));
-        let (answer, _) = dns(address).query("x.test.", RecordType::A, BUDGET).await;
+        let (answer, _) = dns(address)
+            .session()
+            .query("x.test.", RecordType::A, BUDGET)
+            .await;
         assert!(
             matches!(answer, DnsAnswer::Unreachable { .. }),
             "{answer:?}"
         );
+        // A and AAAA share a socket: the port unreachable fails both, whichever reads it.
+        let lookup = dns(address).lookup_host("x.test", BUDGET).await;
+        assert!(
+            matches!(lookup.a, DnsAnswer::Unreachable { .. }),
+            "{lookup:?}"
+        );
+        assert!(
+            matches!(lookup.aaaa, DnsAnswer::Unreachable { .. }),
+            "{lookup:?}"
+        );
         let (silent, _tasks) = server(|_| Vec::new(), None).await;
         let started = Instant::now();
-        let (answer, _) = dns(silent).query("x.test.", RecordType::A, BUDGET).await;
+        let (answer, _) = dns(silent)
+            .session()
+            .query("x.test.", RecordType::A, BUDGET)
+            .await;
         assert_eq!(answer, DnsAnswer::Timeout);
         assert!(started.elapsed() < BUDGET);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_questions_of_a_session_share_one_socket_across_tasks() {
+        // Answers "soon" at once, "late" after 300 ms, "never" not at all; records the source
+        // ports the questions came from.
+        let udp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let address = udp.local_addr().unwrap();
+        let ports = Arc::new(Mutex::new(HashSet::new()));
+        let _server = tokio::spawn({
+            let ports = ports.clone();
+            async move {
+                let mut buffer = vec![0u8; 4096];
+                while let Ok((length, from)) = udp.recv_from(&mut buffer).await {
+                    ports.lock().unwrap().insert(from.port());
+                    let request = Message::from_vec(&buffer[..length]).unwrap();
+                    let name = request.queries[0].name().to_ascii();
+                    let last = match name.as_str() {
+                        "soon.test." => 1,
+                        "late.test." => 2,
+                        _ => continue,
+                    };
+                    let answer = reply(&request, vec![a(&name, last)]).to_vec().unwrap();
+                    let delay = Duration::from_millis(if last == 2 { 300 } else { 0 });
+                    let udp = udp.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        udp.send_to(&answer, from).await.unwrap();
+                    });
+                }
+            }
+        });
+        let timeout = Duration::from_secs(10);
+        let session = Dns::new(&[address], DnsProtocol::Udp, timeout)
+            .unwrap()
+            .session();
+        let ask = |name: &'static str| {
+            let session = session.clone();
+            tokio::spawn(async move { session.query(name, RecordType::A, timeout).await })
+        };
+        let started = Instant::now();
+        let late = ask("late.test.");
+        let never = ask("never.test.");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (answer, records) = session.query("soon.test.", RecordType::A, timeout).await;
+        assert_eq!(answer, DnsAnswer::Records { count: 1 });
+        assert_eq!(records, vec![a("soon.test.", 1)]);
+        // The question that may be the socket's reader goes away: another takes over.
+        never.abort();
+        let (answer, records) = late.await.unwrap();
+        assert_eq!(answer, DnsAnswer::Records { count: 1 });
+        assert_eq!(records, vec![a("late.test.", 2)]);
+        // Answered when it came (300 ms), not when some other wake-up happened to poll it:
+        // without the hand-over it waits for its 10 s timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(ports.lock().unwrap().len(), 1, "one socket for the session");
     }
 
     #[tokio::test]
@@ -701,7 +1060,7 @@ mod tests {
         )
         .await;
         let dns = Dns::new(&[address], DnsProtocol::Tcp, Duration::from_millis(500)).unwrap();
-        let (answer, records) = dns.query("x.test.", RecordType::A, BUDGET).await;
+        let (answer, records) = dns.session().query("x.test.", RecordType::A, BUDGET).await;
         assert_eq!(answer, DnsAnswer::Records { count: 1 });
         assert_eq!(records, vec![a("x.test.", 1)]);
     }
@@ -731,14 +1090,17 @@ mod tests {
         .await;
         let timeout = Duration::from_millis(500);
         let dns = Dns::new(&[refusing, answering], DnsProtocol::Udp, timeout).unwrap();
-        let (answer, _) = dns.query("x.test.", RecordType::A, BUDGET).await;
+        let (answer, _) = dns.session().query("x.test.", RecordType::A, BUDGET).await;
         assert_eq!(answer, DnsAnswer::Records { count: 1 });
         let only_refusing = Dns::new(&[refusing], DnsProtocol::Udp, timeout).unwrap();
-        let (answer, _) = only_refusing.query("x.test.", RecordType::A, BUDGET).await;
+        let (answer, _) = only_refusing
+            .session()
+            .query("x.test.", RecordType::A, BUDGET)
+            .await;
         assert_eq!(answer, DnsAnswer::Refused);
         // NXDOMAIN from the first server that answers ends the question there.
         let dns = Dns::new(&[answering, refusing], DnsProtocol::Udp, timeout).unwrap();
-        let (answer, _) = dns.query("y.test.", RecordType::A, BUDGET).await;
+        let (answer, _) = dns.session().query("y.test.", RecordType::A, BUDGET).await;
         assert_eq!(answer, DnsAnswer::NxDomain);
     }
 
