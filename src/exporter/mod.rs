@@ -334,7 +334,7 @@ impl Exporter {
         &self,
         target: &str,
         deadline: Option<Duration>,
-    ) -> Result<(ProbeReport, Arc<DomainConfig>), ProbeRefusal> {
+    ) -> Result<(Arc<ProbeReport>, Arc<DomainConfig>), ProbeRefusal> {
         let config = self.shared.config();
         let parsed = ProbeTarget::parse(target).map_err(|_| ProbeRefusal::invalid(target))?;
         let domain = parsed.domain().clone();
@@ -362,7 +362,7 @@ impl Exporter {
         let flight = self.flight(&entry, until);
         // A moment of grace, so the flight's own refusal (no slot in time) is the answer.
         match tokio::time::timeout_at(until + FLIGHT_GRACE, flight).await {
-            Ok(Ok(report)) => Ok(((*report).clone(), entry)),
+            Ok(Ok(report)) => Ok((report, entry)),
             Ok(Err(refusal)) => Err(refusal),
             Err(_) => Err(ProbeRefusal::Busy(format!(
                 "the probe of {} did not finish within {}",

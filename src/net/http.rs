@@ -15,6 +15,8 @@ use hyper::header::{
 };
 use hyper::{HeaderMap, Request};
 use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -26,11 +28,16 @@ pub const PROBE_USER_AGENT: &str = concat!(
     ")"
 );
 
-/// One HTTP/1.1 connection.
+/// One HTTP/1.1 connection. Its I/O is driven by the probe's own task while a request is
+/// under way (no task of its own: spawning one and waking it across tasks for every request
+/// cost more than the request's parsing); dropping it closes the connection.
 pub struct HttpConnection {
     sender: SendRequest<Full<Bytes>>,
-    driver: tokio::task::JoinHandle<()>,
+    /// The connection's I/O; `None` once it has ended.
+    io: Option<ConnectionIo>,
 }
+
+type ConnectionIo = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl HttpConnection {
     /// Starts HTTP/1.1 over `stream`.
@@ -50,10 +57,13 @@ impl HttpConnection {
             }
             Ok(Ok(parts)) => parts,
         };
-        let driver = tokio::spawn(async move {
+        let io: ConnectionIo = Box::pin(async move {
             let _ = connection.await;
         });
-        Ok(Self { sender, driver })
+        Ok(Self {
+            sender,
+            io: Some(io),
+        })
     }
 
     /// Sends the Autodiscover POST for `address`.
@@ -164,9 +174,16 @@ impl HttpConnection {
                 return (exchange, Vec::new());
             }
         };
-        let ready = tokio::time::timeout(timeout, self.sender.ready()).await;
+        let Self { sender, io } = self;
+        let ready = driven(io, tokio::time::timeout(timeout, sender.ready())).await;
         let response = match ready {
-            Ok(Ok(())) => tokio::time::timeout(timeout, self.sender.send_request(request)).await,
+            Ok(Ok(())) => {
+                driven(
+                    io,
+                    tokio::time::timeout(timeout, sender.send_request(request)),
+                )
+                .await
+            }
             Ok(Err(error)) => Ok(Err(error)),
             Err(elapsed) => Err(elapsed),
         };
@@ -188,7 +205,8 @@ impl HttpConnection {
         };
         exchange.status = Some(response.status().as_u16());
         record_headers(&mut exchange, response.headers());
-        let (body, read_failure) = read_capped(response.into_body(), timeout, cap).await;
+        let (body, read_failure) =
+            driven(io, read_capped(response.into_body(), timeout, cap)).await;
         exchange.failure = read_failure;
         exchange.body_bytes = body.len().min(cap);
         exchange.body = if body.len() > cap {
@@ -201,10 +219,18 @@ impl HttpConnection {
     }
 }
 
-impl Drop for HttpConnection {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
+/// Runs `work` while driving the connection's I/O in the same task.
+async fn driven<F: Future>(io: &mut Option<ConnectionIo>, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Some(connection) = io
+            && connection.as_mut().poll(cx).is_ready()
+        {
+            *io = None;
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Reads at most `cap + 1` bytes, within `timeout` in all (slow-drip bodies end there).
