@@ -79,6 +79,8 @@ pub struct Shared {
     pub exposition: exposition::GzipExposition,
     /// The URL users reach the exporter at, without a trailing slash (may be empty).
     pub external_url: String,
+    /// The Content-Security-Policy of every answer (it depends on the external URL alone).
+    pub content_security_policy: String,
     /// The latest configuration reload, when it failed (for the pages' banner).
     reload_failure: RwLock<Option<ReloadFailure>>,
     prober: RwLock<Arc<Prober>>,
@@ -217,6 +219,9 @@ impl Exporter {
             history,
             exposition: exposition::GzipExposition::default(),
             external_url: options.external_url.trim_end_matches('/').to_owned(),
+            content_security_policy: crate::render::html::content_security_policy(
+                options.external_url.trim_end_matches('/'),
+            ),
             reload_failure: RwLock::new(None),
             prober: RwLock::new(Arc::new(prober)),
             semaphore: RwLock::new(Arc::new(Semaphore::new(config.concurrency))),

@@ -161,8 +161,7 @@ async fn handle(
         hyper::header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let policy = html::content_security_policy(&exporter.shared().external_url);
-    if let Ok(policy) = HeaderValue::from_str(&policy) {
+    if let Ok(policy) = HeaderValue::from_str(&exporter.shared().content_security_policy) {
         headers.insert(hyper::header::CONTENT_SECURITY_POLICY, policy);
     }
     if let Some(web) = &options.config {
