@@ -1064,6 +1064,7 @@ mod tests {
                 .credentials
                 .is_none()
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -216,8 +216,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// A file in a fresh directory of its own, with `mode`.
-    pub(crate) fn file(name: &str, content: &str, mode: u32) -> PathBuf {
+    /// A file in a fresh directory of its own, with `mode`; the directory goes with it.
+    pub(crate) fn file(name: &str, content: &str, mode: u32) -> TestFile {
         let dir = std::env::temp_dir().join(format!(
             "autodiscover-credentials-{}-{name}",
             std::process::id()
@@ -226,7 +226,25 @@ mod tests {
         let path = dir.join("credentials.yml");
         std::fs::write(&path, content).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path
+        TestFile { dir, path }
+    }
+
+    pub(crate) struct TestFile {
+        dir: PathBuf,
+        path: PathBuf,
+    }
+
+    impl std::ops::Deref for TestFile {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    impl Drop for TestFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     #[test]

@@ -60,9 +60,11 @@ pub async fn probe_with(prober: &Prober, address: &str, options: &ProbeOptions) 
     report
 }
 
-/// A directory of this test process for credentials files.
+/// A directory of this test process for credentials files, under the target directory (Cargo's
+/// scratch space for integration tests), so runs leave nothing in the system's temp directory.
 pub fn credentials_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("autodiscover-tests-{}", std::process::id()))
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("credentials-{}", std::process::id()))
 }
 
 use autodiscover_exporter::config::Config;
