@@ -6,10 +6,13 @@
 //! asks about seven questions, and a general-purpose resolver's machinery (server pools, retry
 //! streams, background tasks per query) cost a quarter of a probe's CPU.
 //!
-//! The questions of one probe go out from one UDP socket per server (a [`DnsSession`]), as
-//! glibc's resolver sends A and AAAA from one socket: a fresh random source port per probe, a
-//! random ID per question, and the socket's setup and teardown (a sixth of a probe's system
-//! calls when each question had its own) paid once.
+//! The questions of one lookup (A and AAAA of a host; NS and SOA of a domain) go out from one
+//! UDP socket per server (a [`DnsSession`]), as glibc's resolver sends A and AAAA from one
+//! socket: a fresh random source port per lookup, a random ID per question, and the socket's
+//! setup and teardown paid once for both. Not one socket for a whole probe: a server flooding
+//! every answer with wrong-ID copies (the hostile-world suite sends 200 per answer) would fill
+//! one receive buffer with seven questions' copies and push real answers out; two questions'
+//! copies fit in the buffer the socket asks for.
 
 use crate::model::facts::{
     CnameHop, Delegation, DnsAnswer, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_NAMESERVERS, Soa,
@@ -50,6 +53,10 @@ const MAX_SYSTEM_NAMESERVERS: usize = 3;
 const INBOX_CAP: usize = 8;
 /// Datagrams one question reads in a row before it lets other tasks run.
 const READS_PER_POLL: usize = 64;
+/// The receive buffer a lookup's socket asks for (the kernel grants at most `net.core.rmem_max`,
+/// 208 KiB on a stock kernel, and doubles it: room for about 500 small datagrams, where the
+/// default holds about 250).
+const RECEIVE_BUFFER: libc::c_int = 1 << 20;
 
 /// Transport used to reach configured name servers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -121,7 +128,7 @@ impl Dns {
         &self.description
     }
 
-    /// A session for the questions of one probe: they share one UDP socket per server.
+    /// A session for the questions of one lookup: they share one UDP socket per server.
     pub fn session(&self) -> DnsSession {
         DnsSession {
             ports: Arc::new(Mutex::new(vec![None; self.servers.len()])),
@@ -145,7 +152,7 @@ impl Dns {
     }
 }
 
-/// The questions of one probe: the resolver's settings and, per server, the UDP socket they
+/// The questions of one lookup: the resolver's settings and, per server, the UDP socket they
 /// share (opened at the first question to that server, closed with the last clone).
 #[derive(Clone)]
 pub struct DnsSession {
@@ -514,6 +521,7 @@ impl Port {
         let socket = std::net::UdpSocket::bind(local)?;
         socket.connect(server)?;
         socket.set_nonblocking(true)?;
+        set_receive_buffer(&socket, RECEIVE_BUFFER);
         Ok(Self {
             socket: Arc::new(UdpSocket::from_std(socket)?),
             waiting: Mutex::new(HashMap::new()),
@@ -657,6 +665,22 @@ impl Port {
             }
         }
     }
+}
+
+/// Asks for a larger receive buffer; a refusal leaves the default, which still works.
+fn set_receive_buffer(socket: &std::net::UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int on the stack, for a
+    // descriptor the socket owns for the whole call.
+    let _ = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::from_ref(&bytes).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 fn datagram_id(datagram: &[u8]) -> Option<u16> {
@@ -1048,6 +1072,45 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(ports.lock().unwrap().len(), 1, "one socket for the session");
+    }
+
+    #[tokio::test]
+    async fn wrong_id_floods_to_the_questions_of_a_probe_leave_their_answers() {
+        // As the hostile world's resolver: each answer among 200 copies with the IDs after it,
+        // sent from a thread of its own as fast as it can.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = udp.local_addr().unwrap();
+        udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = vec![0u8; 4096];
+            while let Ok((length, from)) = udp.recv_from(&mut buffer) {
+                let request = Message::from_vec(&buffer[..length]).unwrap();
+                let right = reply(&request, vec![a("x.test.", 1)]);
+                for k in 1..=200u16 {
+                    if k == 101 {
+                        let _ = udp.send_to(&right.to_vec().unwrap(), from);
+                    }
+                    let mut copy = right.clone();
+                    copy.metadata.id = request.metadata.id.wrapping_add(k);
+                    let _ = udp.send_to(&copy.to_vec().unwrap(), from);
+                }
+            }
+        });
+        let dns = dns(address);
+        let (one, two, three, delegation) = tokio::join!(
+            dns.lookup_host("x.test", BUDGET),
+            dns.lookup_host("autodiscover.x.test", BUDGET),
+            dns.lookup_srv("_autodiscover._tcp.x.test", BUDGET),
+            dns.lookup_delegation("x.test", BUDGET),
+        );
+        for lookup in [&one, &two] {
+            assert_eq!(lookup.a, DnsAnswer::Records { count: 1 }, "{lookup:?}");
+            // The server answers an A record to every question: NODATA for AAAA.
+            assert_eq!(lookup.aaaa, DnsAnswer::NoData, "{lookup:?}");
+        }
+        assert_ne!(three.answer, DnsAnswer::Timeout, "{three:?}");
+        assert_ne!(delegation.ns_answer, DnsAnswer::Timeout, "{delegation:?}");
+        assert_ne!(delegation.soa_answer, DnsAnswer::Timeout, "{delegation:?}");
     }
 
     #[tokio::test]

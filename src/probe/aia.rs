@@ -140,7 +140,7 @@ impl Prober {
         }
         let ips = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![ip],
-            Err(_) => ctx.dns.lookup_host(&host, ctx.phase()).await.addresses,
+            Err(_) => self.dns.lookup_host(&host, ctx.phase()).await.addresses,
         };
         // The URL comes from a certificate: the same addresses are off limits as for any host.
         let allowed = ips

@@ -129,7 +129,7 @@ impl Prober {
             Err(_) => {
                 let cell = ctx.lookups.cell(&host);
                 let lookup = cell
-                    .get_or_init(|| ctx.dns.lookup_host(&host, ctx.phase()))
+                    .get_or_init(|| self.dns.lookup_host(&host, ctx.phase()))
                     .await
                     .clone();
                 let ips = lookup.addresses.clone();

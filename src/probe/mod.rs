@@ -16,7 +16,7 @@ use crate::model::facts::{ConnectResult, HopNext, MAX_HOPS, RedirectRefusal, Ste
 use crate::model::report::{Discovery, ProbeReport, RedirectHop};
 use crate::model::step::{StepId, StepStatus, StepTarget};
 use crate::net::connect::{Connector, process_connection_limit};
-use crate::net::dns::{Dns, DnsSession};
+use crate::net::dns::Dns;
 use crate::net::tls::{TlsTrust, unix_now};
 use crate::protocol::destination::AddressPolicy;
 use crate::protocol::{srv, verdict};
@@ -98,14 +98,6 @@ struct StepContext {
     lookups: Arc<HostLookups>,
     /// The probe's own connection slots, shared by its steps.
     probe_connections: Arc<Semaphore>,
-    /// The probe's DNS questions, sharing a socket.
-    dns: DnsSession,
-}
-
-/// What every step of one probe shares: its connection slots and its DNS session.
-struct ProbeScope {
-    slots: Arc<Semaphore>,
-    dns: DnsSession,
 }
 
 /// The host lookups of one discovery, one per name: the steps run side by side and several ask
@@ -185,13 +177,10 @@ impl Prober {
         let deadline = started + options.timeout.min(LONGEST_BUDGET);
         let mut visited: HashSet<MailAddress> = HashSet::from([address.clone()]);
         let mut redirects: Vec<RedirectHop> = Vec::new();
-        let scope = ProbeScope {
-            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_PROBE)),
-            dns: self.dns.session(),
-        };
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_PROBE));
         let (first, delegation) = tokio::join!(
-            self.discover(address, options, deadline, MAX_HOPS, &scope),
-            scope.dns.lookup_delegation(
+            self.discover(address, options, deadline, MAX_HOPS, &slots),
+            self.dns.lookup_delegation(
                 address.domain().ascii(),
                 options
                     .phase_timeout
@@ -226,7 +215,7 @@ impl Prober {
             visited.insert(next.clone());
             let budget = MAX_HOPS.saturating_sub(redirects.len());
             discoveries.push(
-                self.discover(&next, options, deadline, budget, &scope)
+                self.discover(&next, options, deadline, budget, &slots)
                     .await,
             );
         }
@@ -255,8 +244,7 @@ impl Prober {
                     phase_timeout: options.phase_timeout,
                     hop_budget: 0,
                     lookups: Arc::default(),
-                    probe_connections: scope.slots.clone(),
-                    dns: scope.dns.clone(),
+                    probe_connections: slots.clone(),
                 };
                 self.after_autodiscover(&discoveries, endpoint, options.credentials.as_ref(), &ctx)
                     .await
@@ -301,7 +289,7 @@ impl Prober {
         options: &ProbeOptions,
         probe_deadline: Instant,
         hop_budget: usize,
-        scope: &ProbeScope,
+        slots: &Arc<Semaphore>,
     ) -> Discovery {
         let base = self.microsoft365.base_url();
         let lookups = Arc::new(HostLookups::default());
@@ -313,8 +301,7 @@ impl Prober {
                 phase_timeout: options.phase_timeout,
                 hop_budget,
                 lookups: lookups.clone(),
-                probe_connections: scope.slots.clone(),
-                dns: scope.dns.clone(),
+                probe_connections: slots.clone(),
             };
             let enabled = options.steps.contains(&step);
             let base = base.clone();

@@ -248,7 +248,7 @@ impl Prober {
         let (lookup, ips): (Option<HostLookup>, Vec<IpAddr>) = match target.host.parse::<IpAddr>() {
             Ok(ip) => (None, vec![ip]),
             Err(_) => {
-                let lookup = ctx.dns.lookup_host(&target.host, ctx.phase()).await;
+                let lookup = self.dns.lookup_host(&target.host, ctx.phase()).await;
                 let ips = lookup.addresses.clone();
                 (Some(lookup), ips)
             }

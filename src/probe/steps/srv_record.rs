@@ -12,7 +12,7 @@ pub(super) async fn run(
     ctx: &StepContext,
 ) -> StepTrace {
     let name = srv::srv_name(ctx.address.domain().ascii());
-    let lookup = ctx.dns.lookup_srv(&name, ctx.phase()).await;
+    let lookup = prober.dns.lookup_srv(&name, ctx.phase()).await;
     let usable = srv::usable(&lookup.records);
     let mut hops = Vec::new();
     let mut status = if lookup.answer.is_negative() || !lookup.records.is_empty() {
