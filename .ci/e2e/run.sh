@@ -39,33 +39,17 @@ WEB_PASSWORD=e2e-secret
 WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
 LOCK=/tmp/autodiscover-e2e.lock
 STATE=/tmp/autodiscover-e2e.pids  # "pid starttime name" of the processes (and "WORKDIR - dir") of the current run
+WORKDIR_PREFIX=/tmp/autodiscover-e2e  # the temp dir of a run: $WORKDIR_PREFIX.XXXXXX
 
+# Results, processes, bounded waits: lib.sh, shared with hostile/run.sh.
+# shellcheck source=lib.sh
+source "$E2E/lib.sh"
 # shellcheck source=services.sh
 source "$E2E/services.sh"
 
-STARTED_AT=$(date +%s)
-W=""
-RESULTS=/dev/null
-declare -A PID=()
-ORDER=()
-
 # ------------------------------------------------------------------------------------------------
-# Output
+# Output (section, pass, fail, check and the rest are in lib.sh)
 
-section() { printf '\n=== %s\n' "$*"; }
-record() { printf '%s\n' "$*"; printf '%s\n' "$*" >>"$RESULTS"; }
-pass() { record "PASS: $*"; }
-fail() { record "FAIL: $*"; }
-skip() { record "SKIP: $*"; }
-die() {
-    fail "$*"
-    exit 1
-}
-check() { # check DESCRIPTION COMMAND...: PASS when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
 py() { # run a checks.py subcommand; its PASS/FAIL lines go to the results
     local rc=0
     "$PY" "$E2E/checks.py" "$@" >"$W/py.out" 2>&1 || rc=$?
@@ -75,69 +59,13 @@ py() { # run a checks.py subcommand; its PASS/FAIL lines go to the results
 }
 
 # ------------------------------------------------------------------------------------------------
-# Processes: started in the background, tracked by pid, stopped by pid.
-
-starttime() { # field 22 of /proc/PID/stat (the comm field may contain spaces: cut after ')')
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $stat
-    echo "${20}"
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-start_bg() { # start_bg NAME LOGFILE COMMAND...
-    local name=$1 log=$2
-    shift 2
-    "$@" >"$log" 2>&1 9>&- & # fd 9 holds the suite's lock: not for the servers
-    local pid=$!
-    PID[$name]=$pid
-    ORDER+=("$name")
-    echo "$pid $(starttime "$pid" || echo 0) $name" >>"$STATE"
-}
-
-descendants() { # pids of all descendants of $1
-    local child
-    for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$child"
-        descendants "$child"
-    done
-}
+# Processes (start_bg, stop and the rest are in lib.sh)
 
 track_children() { # remember the children of NAME (nginx workers) for the final leftover check
     local name=$1 child
     for child in $(descendants "${PID[$name]}"); do
         echo "$child $(starttime "$child" || echo 0) $name-child" >>"$STATE"
     done
-}
-
-wait_gone() { # wait_gone PID TENTHS: bounded wait until the process is gone
-    local i
-    for ((i = 0; i < $2; i++)); do
-        alive "$1" || return 0
-        sleep 0.1
-    done
-    ! alive "$1"
-}
-
-stop() { # stop NAME [SIGNAL]: signal, bounded wait, then SIGKILL; returns 1 if it needed SIGKILL
-    local name=$1 sig=${2:-TERM} pid rc=0 kids
-    pid=${PID[$name]:-}
-    [[ -n $pid ]] || return 0
-    kids=$(descendants "$pid")
-    kill "-$sig" "$pid" 2>/dev/null || true
-    if ! wait_gone "$pid" 150; then
-        kill -KILL "$pid" 2>/dev/null || true
-        rc=1
-    fi
-    wait "$pid" 2>/dev/null || true
-    for k in $kids; do
-        wait_gone "$k" 50 || kill -KILL "$k" 2>/dev/null || true
-    done
-    unset "PID[$name]"
-    return "$rc"
 }
 
 stop_exporter() { # stop NAME and check it exits on SIGTERM by itself
@@ -151,86 +79,24 @@ stop_exporter() { # stop NAME and check it exits on SIGTERM by itself
     if stop "$name"; then pass "$name exits on SIGTERM within 15s"; else fail "$name ignored SIGTERM for 15s (killed)"; fi
 }
 
-kill_leftovers() { # processes recorded by an earlier run that was killed before its cleanup
-    [[ -s $STATE ]] || return 0
-    local pid st name
-    while read -r pid st name; do
-        if [[ $name == dir && $pid == /tmp/autodiscover-e2e.* ]]; then
-            rm -rf "$pid"
-        elif [[ -d /proc/$pid && $(starttime "$pid" || echo x) == "$st" ]]; then
-            echo "stopping $name (pid $pid) left over by an earlier run"
-            kill -TERM "$pid" 2>/dev/null || true
-            wait_gone "$pid" 100 || kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done <"$STATE"
-    : >"$STATE"
-}
-
-leftovers() { # processes of this run still alive (recorded pids, anything mentioning the temp dir)
-    local pid st name p cmd
-    if [[ -s $STATE ]]; then
-        while read -r pid st name; do
-            if [[ $name != dir && -d /proc/$pid && $(starttime "$pid" || echo x) == "$st" ]]; then echo "$pid ($name)"; fi
-        done <"$STATE"
-    fi
-    for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-        if [[ -n $W && $cmd == *"$W"* ]]; then echo "${p#/proc/} ($cmd)"; fi
-    done
-}
-
 cleanup() {
-    local rc=$? i leftover fails passes
+    local rc=$?
     set +e
     trap - INT TERM
-    for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do
-        stop "${ORDER[i]}" >/dev/null 2>&1
-    done
+    stop_all
     if [[ -n $W ]]; then
-        leftover=$(leftovers | sort -u)
-        if [[ -z $leftover ]]; then
-            pass "no process of the suite is left"
-        else
-            fail "processes of the suite still running: $(echo "$leftover" | tr '\n' ' ')"
-        fi
-        : >"$STATE"
+        check_leftovers
         if [[ -d $W ]] && grep -l 'panicked at' "$W"/*.log "$W"/*.err >/dev/null 2>&1; then
             fail "the exporter panicked: $(grep -l 'panicked at' "$W"/*.log "$W"/*.err | tr '\n' ' ')"
         fi
-        passes=$(grep -c '^PASS:' "$RESULTS" 2>/dev/null)
-        fails=$(grep -c '^FAIL:' "$RESULTS" 2>/dev/null)
         section "Summary"
-        echo "checks passed: ${passes:-0}, failed: ${fails:-0}, time: $(($(date +%s) - STARTED_AT))s"
-        if [[ ${fails:-0} -gt 0 || $rc -ne 0 ]]; then
-            grep '^FAIL:' "$RESULTS"
-            [[ $rc -eq 0 ]] || echo "the run stopped early (exit status $rc)"
-            for f in exporter.log prometheus.log nginx-error.log dnsmasq.out; do
-                if [[ -s $W/$f ]]; then
-                    echo "--- last lines of $W/$f"
-                    tail -n 15 "$W/$f"
-                fi
-            done
-            echo "RESULT: FAIL (logs kept in $W)"
-            exit 1
-        fi
-        if [[ $KEEP == 1 ]]; then echo "logs kept in $W"; else rm -rf "$W"; fi
-        echo "RESULT: PASS"
+        summary "$rc" exporter.log prometheus.log nginx-error.log dnsmasq.out
     fi
     exit "$rc"
 }
 
 # ------------------------------------------------------------------------------------------------
-# Bounded waits and HTTP helpers
-
-wait_until() { # wait_until TRIES SLEEP COMMAND...: retry a command, bounded
-    local tries=$1 pause=$2 i
-    shift 2
-    for ((i = 0; i < tries; i++)); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep "$pause"
-    done
-    return 1
-}
+# HTTP helpers (wait_until is in lib.sh)
 
 http_code() { # http_code URL [curl options...]: prints the status code (000 when no answer)
     local url=$1
@@ -283,13 +149,7 @@ install_packages() {
     command -v ss >/dev/null || need+=(iproute2)
     command -v ps >/dev/null || need+=(procps)
     [[ -x $PY ]] || need+=(python3)
-    [[ ${#need[@]} -eq 0 ]] && return 0
-    section "Installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${need[@]}"; then
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends "${need[@]}"
-    fi
+    apt_install "${need[@]}"
 }
 
 preflight_ports() { # nothing else may listen where the suite listens
@@ -1186,7 +1046,7 @@ main() {
     kill_leftovers
     install_packages
     services_install
-    W=$(mktemp -d /tmp/autodiscover-e2e.XXXXXX)
+    W=$(mktemp -d "$WORKDIR_PREFIX.XXXXXX")
     RESULTS=$W/results.log
     : >"$RESULTS"
     echo "$W - dir" >>"$STATE" # removed by the next run if this one is killed before its cleanup

@@ -22,12 +22,7 @@ services_install() { # dovecot (IMAP, POP3, submission) from Debian, when missin
     [[ -e /usr/lib/dovecot/pop3-login ]] || need+=(dovecot-pop3d)
     [[ -e /usr/lib/dovecot/submission-login ]] || need+=(dovecot-submissiond)
     [[ ${#need[@]} -eq 0 ]] && return 0
-    section "Installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${need[@]}"; then
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends "${need[@]}"
-    fi
+    apt_install "${need[@]}"
     # The package may start the system's dovecot on the wildcard address: the suite's one could
     # not bind then. Stop only a dovecot that listens on the suite's ports.
     if ss -Hlnt 2>/dev/null | awk '{print $4}' | grep -qE '^(0\.0\.0\.0|\*|\[::\]):(143|993|995|587)$'; then

@@ -41,6 +41,7 @@ WEB_PASSWORD=e2e-secret
 WEB_HASH='$2b$10$RH6dNsB8WfOgTkEYrB8okeeFlnp2Ah99Fc2QA9roe5/zpVXrCV9iO'
 STATE=/tmp/autodiscover-hostile.pids # "pid starttime name" of this run's processes, "DIR - dir" of its temp dir
 LOCK=/tmp/autodiscover-hostile.lock  # one run at a time: a second one would take the first one's addresses
+WORKDIR_PREFIX=/tmp/autodiscover-hostile # the temp dir of a run: $WORKDIR_PREFIX.XXXXXX
 
 # Healthy domains and the verdict they must keep throughout.
 HEALTHY="companya.hostile.test=ok,prompt.hostile.test=certificate_prompt,nothing.hostile.test=not_found"
@@ -54,29 +55,13 @@ FD_LIMIT=256           # open fds when no client attacks
 FD_LIMIT_ATTACK=3000   # open fds while 2,000 clients hold connections
 LOG_LINE_LIMIT=400     # lines the exporter logs in the whole run
 
-STARTED_AT=$(date +%s)
-W=""
-RESULTS=/dev/null
-declare -A PID=()
-ORDER=()
+# Results, processes, bounded waits: ../lib.sh, shared with ../run.sh.
+# shellcheck source=../lib.sh
+source "$HOSTILE/../lib.sh"
 
 # ------------------------------------------------------------------------------------------------
-# Output
+# Output (section, pass, fail, info, check and the rest are in ../lib.sh)
 
-section() { printf '\n=== %s\n' "$*"; }
-record() { printf '%s\n' "$*"; printf '%s\n' "$*" >>"$RESULTS"; }
-pass() { record "PASS: $*"; }
-fail() { record "FAIL: $*"; }
-info() { record "INFO: $*"; }
-die() {
-    fail "$*"
-    exit 1
-}
-check() { # check DESCRIPTION COMMAND...: PASS when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
 py() { # py SCRIPT ARGS...: its PASS/FAIL/INFO lines go to the results too
     local rc=0
     "$PY" "$@" >"$W/py.out" 2>&1 || rc=$?
@@ -87,142 +72,24 @@ py() { # py SCRIPT ARGS...: its PASS/FAIL/INFO lines go to the results too
 }
 
 # ------------------------------------------------------------------------------------------------
-# Processes: started in the background, tracked by pid, stopped by pid.
-
-starttime() { # field 22 of /proc/PID/stat (the comm field may contain spaces: cut after ')')
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $stat
-    echo "${20}"
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-start_bg() { # start_bg NAME LOGFILE COMMAND...
-    local name=$1 log=$2
-    shift 2
-    "$@" >"$log" 2>&1 9>&- & # fd 9 holds the suite's lock: not for the servers
-    local pid=$!
-    PID[$name]=$pid
-    ORDER+=("$name")
-    echo "$pid $(starttime "$pid" || echo 0) $name" >>"$STATE"
-}
-
-descendants() {
-    local child
-    for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$child"
-        descendants "$child"
-    done
-}
-
-wait_gone() { # wait_gone PID TENTHS
-    local i
-    for ((i = 0; i < $2; i++)); do
-        alive "$1" || return 0
-        sleep 0.1
-    done
-    ! alive "$1"
-}
-
-stop() { # stop NAME [SIGNAL]: signal, bounded wait, then SIGKILL; returns 1 if it needed SIGKILL
-    local name=$1 sig=${2:-TERM} pid rc=0 kids k
-    pid=${PID[$name]:-}
-    [[ -n $pid ]] || return 0
-    kids=$(descendants "$pid")
-    kill "-$sig" "$pid" 2>/dev/null || true
-    if ! wait_gone "$pid" 150; then
-        kill -KILL "$pid" 2>/dev/null || true
-        rc=1
-    fi
-    wait "$pid" 2>/dev/null || true
-    for k in $kids; do
-        wait_gone "$k" 50 || kill -KILL "$k" 2>/dev/null || true
-    done
-    unset "PID[$name]"
-    return "$rc"
-}
-
-kill_leftovers() { # processes and temp dir recorded by an earlier run killed before its cleanup
-    [[ -s $STATE ]] || return 0
-    local pid st name
-    while read -r pid st name; do
-        if [[ $name == dir && $pid == /tmp/autodiscover-hostile.* ]]; then
-            rm -rf "$pid"
-        elif [[ -d /proc/$pid && $(starttime "$pid" || echo x) == "$st" ]]; then
-            echo "stopping $name (pid $pid) left over by an earlier run"
-            kill -TERM "$pid" 2>/dev/null || true
-            wait_gone "$pid" 100 || kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done <"$STATE"
-    : >"$STATE"
-}
-
-leftovers() {
-    local pid st name p cmd
-    if [[ -s $STATE ]]; then
-        while read -r pid st name; do
-            if [[ $name != dir && -d /proc/$pid && $(starttime "$pid" || echo x) == "$st" ]]; then echo "$pid ($name)"; fi
-        done <"$STATE"
-    fi
-    for p in /proc/[0-9]*; do
-        cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
-        if [[ -n $W && $cmd == *"$W"* ]]; then echo "${p#/proc/} ($cmd)"; fi
-    done
-}
+# Cleanup (start_bg, stop and the other process helpers are in ../lib.sh)
 
 cleanup() {
-    local rc=$? i leftover fails passes
+    local rc=$?
     set +e
     trap - INT TERM
-    for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do
-        stop "${ORDER[i]}" >/dev/null 2>&1
-    done
+    stop_all
     if [[ -n $W ]]; then
-        leftover=$(leftovers | sort -u)
-        if [[ -z $leftover ]]; then
-            pass "no process of the suite is left"
-        else
-            fail "processes of the suite still running: $(echo "$leftover" | tr '\n' ' ')"
-        fi
-        : >"$STATE"
-        passes=$(grep -c '^PASS:' "$RESULTS" 2>/dev/null)
-        fails=$(grep -c '^FAIL:' "$RESULTS" 2>/dev/null)
+        check_leftovers
         section "Summary"
         grep '^INFO:' "$RESULTS" | grep -E 'measured|peak|median' || true
-        echo "checks passed: ${passes:-0}, failed: ${fails:-0}, time: $(($(date +%s) - STARTED_AT))s"
-        if [[ ${fails:-0} -gt 0 || $rc -ne 0 ]]; then
-            grep '^FAIL:' "$RESULTS"
-            [[ $rc -eq 0 ]] || echo "the run stopped early (exit status $rc)"
-            for f in exporter.log nginx-error.log dnsmasq.out dns.out tcp.out; do
-                if [[ -s $W/$f ]]; then
-                    echo "--- last lines of $W/$f"
-                    tail -n 15 "$W/$f"
-                fi
-            done
-            echo "RESULT: FAIL (logs kept in $W)"
-            exit 1
-        fi
-        if [[ $KEEP == 1 ]]; then echo "logs kept in $W"; else rm -rf "$W"; fi
-        echo "RESULT: PASS"
+        summary "$rc" exporter.log nginx-error.log dnsmasq.out dns.out tcp.out
     fi
     exit "$rc"
 }
 
 # ------------------------------------------------------------------------------------------------
-# Bounded waits and HTTP helpers
-
-wait_until() { # wait_until TRIES SLEEP COMMAND...
-    local tries=$1 pause=$2 i
-    shift 2
-    for ((i = 0; i < tries; i++)); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep "$pause"
-    done
-    return 1
-}
+# HTTP helpers (wait_until is in ../lib.sh)
 
 AUTH=(-u "$WEB_USER:$WEB_PASSWORD")
 
@@ -256,13 +123,7 @@ install_packages() {
     command -v ps >/dev/null || need+=(procps)
     { command -v prlimit && command -v flock; } >/dev/null || need+=(util-linux)
     [[ -x $PY ]] || need+=(python3)
-    [[ ${#need[@]} -eq 0 ]] && return 0
-    section "Installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${need[@]}"; then
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends "${need[@]}"
-    fi
+    apt_install "${need[@]}"
 }
 
 preflight_ports() { # nothing else may listen where the suite listens
@@ -613,7 +474,7 @@ main() {
         exit 2
     fi
     kill_leftovers
-    W=$(mktemp -d /tmp/autodiscover-hostile.XXXXXX)
+    W=$(mktemp -d "$WORKDIR_PREFIX.XXXXXX")
     echo "$W - dir" >>"$STATE"
     RESULTS=$W/results.txt
     : >"$RESULTS"
