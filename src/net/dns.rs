@@ -7,7 +7,7 @@
 //! streams, background tasks per query) cost a quarter of a probe's CPU.
 //!
 //! The questions of one lookup (A and AAAA of a host; NS and SOA of a domain) go out from one
-//! UDP socket per server (a [`DnsSession`]), as glibc's resolver sends A and AAAA from one
+//! UDP socket per server (a `DnsSession`), as glibc's resolver sends A and AAAA from one
 //! socket: a fresh random source port per lookup, a random ID per question, and the socket's
 //! setup and teardown paid once for both. Not one socket for a whole probe: a server flooding
 //! every answer with wrong-ID copies (the hostile-world suite sends 200 per answer) would fill
@@ -129,7 +129,7 @@ impl Dns {
     }
 
     /// A session for the questions of one lookup: they share one UDP socket per server.
-    pub fn session(&self) -> DnsSession {
+    fn session(&self) -> DnsSession {
         DnsSession {
             ports: Arc::new(Mutex::new(vec![None; self.servers.len()])),
             dns: self.clone(),
@@ -155,19 +155,14 @@ impl Dns {
 /// The questions of one lookup: the resolver's settings and, per server, the UDP socket they
 /// share (opened at the first question to that server, closed with the last clone).
 #[derive(Clone)]
-pub struct DnsSession {
+struct DnsSession {
     dns: Dns,
     ports: Arc<Mutex<Vec<Option<Arc<Port>>>>>,
 }
 
 impl DnsSession {
-    /// Which servers it asks, for traces.
-    pub fn describe(&self) -> &str {
-        self.dns.describe()
-    }
-
     /// Looks up A and AAAA of `host` (concurrently), recording the CNAME chain.
-    pub async fn lookup_host(&self, host: &str, budget: Duration) -> HostLookup {
+    async fn lookup_host(&self, host: &str, budget: Duration) -> HostLookup {
         let started = Instant::now();
         let fqdn = fully_qualified(host);
         let (a, aaaa) = tokio::join!(
@@ -223,7 +218,7 @@ impl DnsSession {
     }
 
     /// Looks up the SRV records of `name`.
-    pub async fn lookup_srv(&self, name: &str, budget: Duration) -> SrvLookup {
+    async fn lookup_srv(&self, name: &str, budget: Duration) -> SrvLookup {
         let started = Instant::now();
         let (answer, records) = self
             .query(&fully_qualified(name), RecordType::SRV, budget)
@@ -255,7 +250,7 @@ impl DnsSession {
 
     /// Looks up the NS set and the SOA of `domain` (concurrently). NXDOMAIN, NODATA, SERVFAIL
     /// and timeouts stay apart in the answers; at most [`MAX_NAMESERVERS`] names are kept.
-    pub async fn lookup_delegation(&self, domain: &str, budget: Duration) -> Delegation {
+    async fn lookup_delegation(&self, domain: &str, budget: Duration) -> Delegation {
         let started = Instant::now();
         let fqdn = fully_qualified(domain);
         let ((ns_answer, ns_records), (soa_answer, soa_records)) = tokio::join!(
