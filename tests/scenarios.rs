@@ -120,6 +120,102 @@ async fn the_same_request_to_the_same_host_is_shared_for_seconds() {
     assert!(text.contains("(shared: observed seconds ago"), "{text}");
 }
 
+/// Two hosted domains whose SRV records name one host, which answers the POST with settings
+/// naming the address asked for (so nothing of the answer may be shared).
+async fn hosted_pair(
+    behaviour: fn(String) -> autodiscover_exporter::lab::site::Behaviour,
+) -> (
+    autodiscover_exporter::lab::world::World,
+    autodiscover_exporter::probe::Prober,
+) {
+    use autodiscover_exporter::lab::pki::Validity;
+    use autodiscover_exporter::protocol::pox;
+    let mut w = autodiscover_exporter::lab::world::WorldBuilder::new().unwrap();
+    let identity = w
+        .ca()
+        .issue(&["mail.hoster.example"], Validity::ValidFor { days: 365 })
+        .unwrap();
+    let settings = pox::settings_document(
+        "@ADDRESS@",
+        "<Protocol><Type>EXCH</Type><Server>mail.hoster.example</Server></Protocol>",
+    );
+    w.https("203.0.113.70", identity, behaviour(settings));
+    w.zone("hoster.example", "mail A 203.0.113.70");
+    for domain in ["first.example", "second.example"] {
+        w.zone(
+            domain,
+            "_autodiscover._tcp SRV 0 0 443 mail.hoster.example.",
+        );
+    }
+    let world = w.start().await.unwrap();
+    // Windows no slow test machine can overrun between two probes.
+    let minutes = std::time::Duration::from_secs(600);
+    let prober = world
+        .prober()
+        .unwrap()
+        .with_kept_connections(minutes, minutes);
+    (world, prober)
+}
+
+/// The attempts of a report's SRV step at the hoster.
+fn hoster_attempts(
+    report: &ProbeReport,
+) -> Vec<&autodiscover_exporter::model::facts::AddressAttempt> {
+    report
+        .step(StepId::SrvRecord)
+        .unwrap()
+        .hops
+        .iter()
+        .filter(|hop| hop.url.contains("mail.hoster.example"))
+        .flat_map(|hop| &hop.addresses)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_next_domain_asks_the_same_host_over_the_connection_left_open() {
+    use autodiscover_exporter::lab::site::Behaviour;
+    let (_world, prober) = hosted_pair(|xml| Behaviour::Settings { xml }).await;
+    let first = support::probe(&prober, "first.example").await;
+    let second = support::probe(&prober, "second.example").await;
+    let (first, second) = (hoster_attempts(&first)[0], hoster_attempts(&second)[0]);
+    assert!(!first.connection_reused && !first.shared);
+    assert!(second.connection_reused, "{second:?}");
+    assert!(!second.shared);
+    // The TLS facts are the handshake's that opened the connection; the answer is the domain's.
+    assert_eq!(second.tls, first.tls);
+    let answer = |attempt: &autodiscover_exporter::model::facts::AddressAttempt| {
+        format!("{:?}", attempt.http.as_ref().unwrap().body)
+    };
+    assert!(answer(first).contains("someone@first.example"));
+    assert!(
+        answer(second).contains("someone@second.example"),
+        "{}",
+        answer(second)
+    );
+    assert_eq!(second.status, StepStatus::EndpointFound);
+    let report = support::probe(&prober, "second.example").await;
+    let text = autodiscover_exporter::render::trace::render(
+        &report,
+        autodiscover_exporter::render::trace::Colour::Off,
+    );
+    assert!(text.contains("(connection kept open"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_the_server_drops_on_a_kept_connection_goes_out_again_on_a_new_one() {
+    use autodiscover_exporter::lab::site::Behaviour;
+    let (_world, prober) = hosted_pair(|xml| Behaviour::SettingsOncePerConnection { xml }).await;
+    let first = support::probe(&prober, "first.example").await;
+    let second = support::probe(&prober, "second.example").await;
+    assert_eq!(hoster_attempts(&first)[0].status, StepStatus::EndpointFound);
+    let attempts = hoster_attempts(&second);
+    assert_eq!(attempts.len(), 1);
+    let attempt = attempts[0];
+    assert!(!attempt.connection_reused, "{attempt:?}");
+    assert_eq!(attempt.status, StepStatus::EndpointFound, "{attempt:?}");
+    assert_eq!(first.outcome, second.outcome);
+}
+
 #[tokio::test]
 async fn seed_situation_prompts_at_the_root_domain_and_finds_the_srv_endpoint() {
     let (_world, prober) = support::world().await;

@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -94,6 +95,13 @@ pub enum Behaviour {
         /// The body.
         body: Vec<u8>,
     },
+    /// [`Behaviour::Settings`] for the first request of each connection; any later request on
+    /// the connection is read and left unanswered, the connection closed (a server whose
+    /// keep-alive ends just as the next request arrives).
+    SettingsOncePerConnection {
+        /// The settings document.
+        xml: String,
+    },
     /// Exactly this answer to every request, header bytes as given (a hostile server).
     Raw {
         /// The status code.
@@ -130,7 +138,11 @@ pub async fn serve(
                 drop(tcp);
                 return;
             }
-            let service = service_fn(move |request| answer(behaviour.clone(), request));
+            let served = Arc::new(AtomicUsize::new(0));
+            let service = service_fn(move |request| {
+                let earlier = served.fetch_add(1, Ordering::Relaxed);
+                answer(behaviour.clone(), request, earlier)
+            });
             let builder = hyper::server::conn::http1::Builder::new();
             match acceptor {
                 Some(acceptor) => {
@@ -166,10 +178,24 @@ fn tls_acceptor(identity: ServerIdentity) -> Result<TlsAcceptor, rustls::Error> 
 
 type ResponseBody = BoxBody<Bytes, Infallible>;
 
+/// A request the server leaves unanswered, closing the connection.
+#[derive(Debug)]
+struct HangUp;
+
+impl std::fmt::Display for HangUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server closes the connection without answering")
+    }
+}
+
+impl std::error::Error for HangUp {}
+
+/// The answer to `request`, the connection's request number `earlier` (from 0).
 async fn answer(
     behaviour: Arc<Behaviour>,
     request: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
+    earlier: usize,
+) -> Result<Response<ResponseBody>, HangUp> {
     let path = request.uri().path().to_owned();
     let autodiscover_path = path.eq_ignore_ascii_case("/autodiscover/autodiscover.xml");
     let is_post = request.method() == hyper::Method::POST;
@@ -193,8 +219,12 @@ async fn answer(
         &*behaviour,
         Behaviour::Exchange
             | Behaviour::Settings { .. }
+            | Behaviour::SettingsOncePerConnection { .. }
             | Behaviour::SettingsWithCredentials { .. }
     );
+    if earlier > 0 && matches!(&*behaviour, Behaviour::SettingsOncePerConnection { .. }) {
+        return Err(HangUp);
+    }
     let response = match &*behaviour {
         _ if exchange_like && exchange_service => exchange_challenge(false),
         _ if exchange_like && exchange_ecp => {
@@ -206,7 +236,10 @@ async fn answer(
             response
         }
         Behaviour::Exchange if autodiscover_path => exchange_challenge(false),
-        Behaviour::Settings { xml: document } if autodiscover_path && is_post => {
+        Behaviour::Settings { xml: document }
+        | Behaviour::SettingsOncePerConnection { xml: document }
+            if autodiscover_path && is_post =>
+        {
             xml(with_address(document, &body))
         }
         Behaviour::SettingsWithCredentials {
@@ -231,6 +264,7 @@ async fn answer(
         }
         Behaviour::Exchange
         | Behaviour::Settings { .. }
+        | Behaviour::SettingsOncePerConnection { .. }
         | Behaviour::SettingsWithCredentials { .. }
         | Behaviour::RedirectAddr { .. }
         | Behaviour::RedirectUrl { .. } => status(StatusCode::NOT_FOUND),

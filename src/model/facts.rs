@@ -585,6 +585,11 @@ pub struct AddressAttempt {
     /// the same address the same request, and are reused (see `probe::shared`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// The request went over a connection kept open after another domain's request to the same
+    /// host at the same address seconds earlier: the TLS facts are that handshake's, the HTTP
+    /// exchange is this attempt's own (see `probe::kept`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub connection_reused: bool,
 }
 
 impl AddressAttempt {

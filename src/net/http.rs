@@ -145,6 +145,19 @@ impl HttpConnection {
         !self.sender.is_closed()
     }
 
+    /// The connection is open and idle now: its I/O is polled once without waiting, so that a
+    /// close by the server (or the end of a connection that cannot be reused) already received
+    /// is noticed before a request is sent on it.
+    pub fn is_open_now(&mut self) -> bool {
+        if let Some(io) = &mut self.io {
+            let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+            if io.as_mut().poll(&mut context).is_ready() {
+                self.io = None;
+            }
+        }
+        self.io.is_some() && self.sender.is_ready()
+    }
+
     async fn send(
         &mut self,
         method: HttpMethod,

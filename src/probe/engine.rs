@@ -1,11 +1,12 @@
 //! The machinery every step shares: one URL (a hop) across all addresses of its host, one
 //! address (TCP, TLS, the request), and redirect chains.
 
+use super::kept::KeptConnection;
 use super::shared::{SharedKey, shareable};
 use super::{Prober, StepContext};
 use crate::model::facts::{
-    AddressAttempt, ConnectResult, Hop, HopNext, HopOrigin, HttpExchange, HttpMethod,
-    RedirectRefusal, RefusedAddress, url_host,
+    AddressAttempt, BodyKind, ConnectResult, Hop, HopNext, HopOrigin, HttpExchange, HttpFailure,
+    HttpMethod, RedirectRefusal, RefusedAddress, url_host,
 };
 use crate::model::step::{AUTODISCOVER_PATH, StepStatus};
 use crate::net::connect::is_local_resource_error;
@@ -174,17 +175,6 @@ impl Prober {
         ctx: &StepContext,
     ) -> (AddressAttempt, AddressResult) {
         let started = Instant::now();
-        let mut attempt = AddressAttempt {
-            address,
-            connect: ConnectResult::Timeout,
-            connect_seconds: 0.0,
-            tls: None,
-            http: None,
-            fingerprint: None,
-            status: StepStatus::Timeout,
-            duration_seconds: 0.0,
-            shared: false,
-        };
         let key = SharedKey::new(request, host, address, url);
         if let Some(seen) = key.as_ref().and_then(|key| self.shared.get(key)) {
             let mut attempt = seen;
@@ -198,36 +188,21 @@ impl Prober {
             );
             return (attempt, result);
         }
-        let (tcp, _slot) = match self.connection_slot(ctx).await {
-            Err(not_tried) => {
-                attempt.connect = not_tried;
-                (None, None)
-            }
-            Ok(slot) => {
-                let tcp = self.connect(address, ctx, &mut attempt).await;
-                if slot.squeezed && attempt.connect == ConnectResult::Timeout {
-                    attempt.connect = self.starved();
-                }
-                (tcp, Some(slot))
+        let path = path_of(url);
+        let host_header = host_header(host, address.port(), request);
+        let reused = if request.is_tls() {
+            self.attempt_on_kept(host, address, &path, &host_header, request, ctx)
+                .await
+        } else {
+            None
+        };
+        let mut attempt = match reused {
+            Some(attempt) => attempt,
+            None => {
+                self.attempt_on_new(host, address, &path, &host_header, request, ctx)
+                    .await
             }
         };
-        attempt.connect_seconds = started.elapsed().as_secs_f64();
-        if let Some(tcp) = tcp {
-            let path = path_of(url);
-            let host_header = host_header(host, address.port(), request);
-            if request.is_tls() {
-                let mut outcome = self.tls.handshake(tcp, host, ctx.phase()).await;
-                self.complete_chain(&mut outcome, host, ctx).await;
-                attempt.tls = Some(outcome.facts);
-                if let Some(stream) = outcome.stream {
-                    self.exchange(stream, &host_header, &path, request, ctx, &mut attempt)
-                        .await;
-                }
-            } else {
-                self.exchange(tcp, &host_header, &path, request, ctx, &mut attempt)
-                    .await;
-            }
-        }
         let result = classify::classify_address(
             url,
             request,
@@ -243,6 +218,108 @@ impl Prober {
             self.shared.insert(key, &attempt);
         }
         (attempt, result)
+    }
+
+    /// The attempt over a new connection; an https connection whose exchanges all completed is
+    /// kept open for the next request to the same server.
+    async fn attempt_on_new(
+        &self,
+        host: &str,
+        address: SocketAddr,
+        path: &str,
+        host_header: &str,
+        request: Request,
+        ctx: &StepContext,
+    ) -> AddressAttempt {
+        let started = Instant::now();
+        let mut attempt = new_attempt(address);
+        let (tcp, slot) = match self.connection_slot(ctx).await {
+            Err(not_tried) => {
+                attempt.connect = not_tried;
+                (None, None)
+            }
+            Ok(slot) => {
+                let tcp = self.connect(address, ctx, &mut attempt).await;
+                if slot.squeezed && attempt.connect == ConnectResult::Timeout {
+                    attempt.connect = self.starved();
+                }
+                (tcp, Some(slot))
+            }
+        };
+        attempt.connect_seconds = started.elapsed().as_secs_f64();
+        let Some(tcp) = tcp else {
+            return attempt;
+        };
+        if !request.is_tls() {
+            self.exchange(tcp, host_header, path, request, ctx, &mut attempt)
+                .await;
+            return attempt;
+        }
+        let mut outcome = self.tls.handshake(tcp, host, ctx.phase()).await;
+        let handshake_at = Instant::now();
+        self.complete_chain(&mut outcome, host, ctx).await;
+        attempt.tls = Some(outcome.facts);
+        let Some(stream) = outcome.stream else {
+            return attempt;
+        };
+        let connection = self
+            .exchange(stream, host_header, path, request, ctx, &mut attempt)
+            .await;
+        if let (Some(connection), Some(slot), Some(tls)) = (connection, slot, &attempt.tls)
+            && exchanges_complete(&attempt)
+            && !within(host, ctx.address.domain().ascii())
+        {
+            let kept = KeptConnection::new(
+                connection,
+                tls.clone(),
+                attempt.connect_seconds,
+                slot.process,
+                handshake_at,
+            );
+            self.kept.put(host, address, kept);
+        }
+        attempt
+    }
+
+    /// The attempt over a connection kept open by an earlier request to the same server, if
+    /// one is idle. `None` when there is none, or when the server closed it before answering
+    /// (the request then goes out again on a new connection, as any HTTP client does).
+    async fn attempt_on_kept(
+        &self,
+        host: &str,
+        address: SocketAddr,
+        path: &str,
+        host_header: &str,
+        request: Request,
+        ctx: &StepContext,
+    ) -> Option<AddressAttempt> {
+        let mut kept = self.kept.take(host, address)?;
+        let _slot = self.probe_slot(ctx).await?;
+        let mut attempt = new_attempt(address);
+        attempt.connect = ConnectResult::Connected;
+        attempt.connect_seconds = kept.connect_seconds;
+        attempt.tls = Some(kept.tls.clone());
+        attempt.connection_reused = true;
+        self.exchange_on(
+            &mut kept.connection,
+            host_header,
+            path,
+            request,
+            ctx,
+            &mut attempt,
+        )
+        .await;
+        let unanswered = attempt
+            .http
+            .as_ref()
+            .is_none_or(|h| h.status.is_none() && h.failure != Some(HttpFailure::Timeout));
+        if unanswered {
+            return None;
+        }
+        if exchanges_complete(&attempt) {
+            self.kept.put(host, address, kept);
+        }
+        Some(attempt)
     }
 
     /// TCP to `address` within the phase budget; the result is recorded in `attempt`.
@@ -319,20 +396,34 @@ impl Prober {
         request: Request,
         ctx: &StepContext,
         attempt: &mut AddressAttempt,
-    ) where
+    ) -> Option<HttpConnection>
+    where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let method = match request {
-            Request::HttpsPost => HttpMethod::Post,
-            Request::PlainGet | Request::Microsoft365Get => HttpMethod::Get,
-        };
+        let method = request_method(request);
         let mut connection = match HttpConnection::open(stream, ctx.phase()).await {
             Ok(connection) => connection,
             Err(failure) => {
                 attempt.http = Some(HttpExchange::failed(method, failure));
-                return;
+                return None;
             }
         };
+        self.exchange_on(&mut connection, host_header, path, request, ctx, attempt)
+            .await;
+        Some(connection)
+    }
+
+    /// The request (and the fingerprint GET after an unidentified 401) over `connection`.
+    async fn exchange_on(
+        &self,
+        connection: &mut HttpConnection,
+        host_header: &str,
+        path: &str,
+        request: Request,
+        ctx: &StepContext,
+        attempt: &mut AddressAttempt,
+    ) {
+        let method = request_method(request);
         if method == HttpMethod::Get {
             attempt.http = Some(connection.get(host_header, path, ctx.phase()).await);
             return;
@@ -349,6 +440,51 @@ impl Prober {
             attempt.fingerprint = Some(connection.get(host_header, path, ctx.phase()).await);
         }
     }
+}
+
+fn request_method(request: Request) -> HttpMethod {
+    match request {
+        Request::HttpsPost => HttpMethod::Post,
+        Request::PlainGet | Request::Microsoft365Get => HttpMethod::Get,
+    }
+}
+
+/// An attempt on `address` before anything happened.
+fn new_attempt(address: SocketAddr) -> AddressAttempt {
+    AddressAttempt {
+        address,
+        connect: ConnectResult::Timeout,
+        connect_seconds: 0.0,
+        tls: None,
+        http: None,
+        fingerprint: None,
+        status: StepStatus::Timeout,
+        duration_seconds: 0.0,
+        shared: false,
+        connection_reused: false,
+    }
+}
+
+/// `host` is `domain` or one of its names: a host only that domain's probes ask for (the root
+/// domain and `autodiscover.` steps), whose connection no other domain would take over.
+fn within(host: &str, domain: &str) -> bool {
+    let (host, domain) = (host.trim_end_matches('.').as_bytes(), domain.as_bytes());
+    match host.len().checked_sub(domain.len()) {
+        Some(0) => host.eq_ignore_ascii_case(domain),
+        // `extra` ≥ 1 here, so `extra - 1` is an index of `host`.
+        Some(extra) => host[extra - 1] == b'.' && host[extra..].eq_ignore_ascii_case(domain),
+        None => false,
+    }
+}
+
+/// Every exchange of the attempt got a whole answer, so its connection may take another request.
+fn exchanges_complete(attempt: &AddressAttempt) -> bool {
+    attempt.http.is_some()
+        && attempt.exchanges().all(|exchange| {
+            exchange.status.is_some()
+                && exchange.failure.is_none()
+                && exchange.body != BodyKind::TooLarge
+        })
 }
 
 /// Marks a hop's redirect as refused: the hop and its addresses end there.
@@ -404,5 +540,20 @@ fn host_header(host: &str, port: u16, request: Request) -> String {
         host
     } else {
         format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn a_domains_own_hosts_are_told_from_shared_ones() {
+        assert!(within("contoso.com", "contoso.com"));
+        assert!(within("Autodiscover.Contoso.COM.", "contoso.com"));
+        assert!(!within("outlook.office365.com", "contoso.com"));
+        assert!(!within("notcontoso.com", "contoso.com"));
+        assert!(!within("com", "contoso.com"));
+        assert!(!within("mail.hoster.example", "first.example"));
     }
 }

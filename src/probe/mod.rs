@@ -5,6 +5,7 @@
 mod aia;
 pub mod credentials;
 mod engine;
+mod kept;
 pub mod microsoft365;
 mod services;
 mod shared;
@@ -83,6 +84,7 @@ pub struct Prober {
     microsoft365: Arc<Microsoft365Client>,
     aia: Arc<AiaCache>,
     shared: Arc<shared::SharedAttempts>,
+    kept: Arc<kept::KeptConnections>,
     connections: Arc<Semaphore>,
     connection_limit: usize,
     policy: AddressPolicy,
@@ -138,6 +140,7 @@ impl Prober {
             microsoft365: Arc::new(Microsoft365Client::default()),
             aia: Arc::new(AiaCache::default()),
             shared: Arc::default(),
+            kept: Arc::default(),
             connections: Arc::new(Semaphore::new(limit)),
             connection_limit: limit,
             policy: AddressPolicy::default(),
@@ -156,6 +159,13 @@ impl Prober {
         let limit = limit.max(1);
         self.connections = Arc::new(Semaphore::new(limit));
         self.connection_limit = limit;
+        self
+    }
+
+    /// Keeps https connections open for the next request to the same server within `reuse_for`
+    /// of their handshake and `idle_for` of their last answer (by default 10 s and 2 s); zero keeps none.
+    pub fn with_kept_connections(mut self, reuse_for: Duration, idle_for: Duration) -> Self {
+        self.kept = Arc::new(kept::KeptConnections::new(reuse_for, idle_for));
         self
     }
 
@@ -339,7 +349,8 @@ fn slots_closed() -> ConnectResult {
 /// A connection's slots: the probe's and the process's. Dropping them frees both.
 pub(crate) struct ConnectionSlot {
     _probe: OwnedSemaphorePermit,
-    _process: OwnedSemaphorePermit,
+    /// Moves to a connection kept open after its request (`kept`).
+    process: OwnedSemaphorePermit,
     /// Waiting for the process's slot shortened the connect budget: if the connect then times
     /// out, the exporter's load is to blame, not the address.
     pub(crate) squeezed: bool,
@@ -371,9 +382,18 @@ impl Prober {
         };
         Ok(ConnectionSlot {
             _probe: probe,
-            _process: process,
+            process,
             squeezed,
         })
+    }
+
+    /// One of the probe's own slots, for a request over a connection that already holds a slot
+    /// of the process; `None` when the step's time ran out waiting.
+    async fn probe_slot(&self, ctx: &StepContext) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout_at(ctx.deadline, ctx.probe_connections.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// An address not tried (or not given its full time) because every connection slot of the

@@ -482,6 +482,8 @@ fn render_attempt(out: &mut String, p: &Painter, attempt: &AddressAttempt) {
     };
     let shared = if attempt.shared {
         "  (shared: observed seconds ago for another domain asking the same)"
+    } else if attempt.connection_reused {
+        "  (connection kept open from a request seconds ago: TLS as observed then)"
     } else {
         ""
     };
