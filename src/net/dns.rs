@@ -24,7 +24,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::{HashMap, HashSet};
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -509,14 +509,7 @@ impl Port {
     /// A socket on a random local port, connected to `server`: the kernel drops datagrams
     /// from other addresses and reports ICMP errors.
     fn open(server: SocketAddr) -> io::Result<Self> {
-        let local = match server {
-            SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-        };
-        let socket = std::net::UdpSocket::bind(local)?;
-        socket.connect(server)?;
-        socket.set_nonblocking(true)?;
-        set_receive_buffer(&socket, RECEIVE_BUFFER);
+        let socket = connected_udp(server)?;
         Ok(Self {
             socket: Arc::new(UdpSocket::from_std(socket)?),
             waiting: Mutex::new(HashMap::new()),
@@ -663,6 +656,33 @@ impl Port {
 }
 
 /// Asks for a larger receive buffer; a refusal leaves the default, which still works.
+/// A non-blocking UDP socket connected to `server`. Connecting an unbound socket binds it to a
+/// random local port, as glibc's resolver relies on; the socket is created non-blocking rather
+/// than bound and switched by two more system calls, a fifth of what a lookup's socket cost.
+fn connected_udp(server: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use std::os::fd::FromRawFd;
+    let family = match server {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket() reads no memory of ours; it returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and nothing else owns it; the socket closes it on drop.
+    let socket = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+    set_receive_buffer(&socket, RECEIVE_BUFFER);
+    socket.connect(server)?;
+    Ok(socket)
+}
+
 fn set_receive_buffer(socket: &std::net::UdpSocket, bytes: libc::c_int) {
     use std::os::fd::AsRawFd;
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int on the stack, for a
@@ -814,6 +834,20 @@ mod tests {
     use std::str::FromStr;
 
     type TcpAnswer = Box<dyn Fn(&Message) -> Vec<u8> + Send + Sync>;
+
+    #[tokio::test]
+    async fn each_lookups_socket_gets_a_port_of_its_own() {
+        let server: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let ports: HashSet<u16> = (0..8)
+            .map(|_| {
+                let port = Port::open(server).unwrap();
+                assert_eq!(port.socket.peer_addr().unwrap(), server);
+                port.socket.local_addr().unwrap().port()
+            })
+            .collect();
+        assert!(!ports.contains(&0));
+        assert!(ports.len() > 1, "{ports:?}");
+    }
 
     /// A UDP name server on loopback that answers each query with the datagrams `answer`
     /// makes of it; the same port serves TCP with `tcp_answer` when given.
