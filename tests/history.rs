@@ -270,6 +270,31 @@ async fn an_unusable_history_file_keeps_the_exporter_probing() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[tokio::test]
+async fn probe_now_right_after_a_probe_answers_when_its_own_probe_is_in() {
+    // Each "probe now" waits for a result newer than the one shown. Probes of this world take
+    // milliseconds, so back-to-back requests start their probes within one second of each
+    // other; telling results apart by their start second made every such request wait out the
+    // probe timeout plus 5 s (13 s here).
+    let dir = temp_dir("probe-now");
+    let running = start(&dir.join("history.db")).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let answer = request(
+            running.address,
+            "POST",
+            "/domains/companyc.example/probe",
+            &[],
+        )
+        .await;
+        assert_eq!(answer.status, 303);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(6), "probe now took {took:?}");
+    }
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 const CHILD_ENV: &str = "AUTODISCOVER_HISTORY_CRASH_CHILD";
 const COMMITTED: usize = 300;
 
