@@ -175,9 +175,12 @@ fn hoster_attempts(
 async fn the_next_domain_asks_the_same_host_over_the_connection_left_open() {
     use autodiscover_exporter::lab::site::Behaviour;
     let (_world, prober) = hosted_pair(|xml| Behaviour::Settings { xml }).await;
-    let first = support::probe(&prober, "first.example").await;
-    let second = support::probe(&prober, "second.example").await;
-    let (first, second) = (hoster_attempts(&first)[0], hoster_attempts(&second)[0]);
+    let first_report = support::probe(&prober, "first.example").await;
+    let second_report = support::probe(&prober, "second.example").await;
+    let (first, second) = (
+        hoster_attempts(&first_report)[0],
+        hoster_attempts(&second_report)[0],
+    );
     assert!(!first.connection_reused && !first.shared);
     assert!(second.connection_reused, "{second:?}");
     assert!(!second.shared);
@@ -194,11 +197,37 @@ async fn the_next_domain_asks_the_same_host_over_the_connection_left_open() {
     );
     assert_eq!(second.status, StepStatus::EndpointFound);
     let report = support::probe(&prober, "second.example").await;
+    // The hoster's name was resolved for the first domain seconds ago: its lookup is shared.
+    let hoster_lookup = |report: &ProbeReport| {
+        report
+            .step(StepId::SrvRecord)
+            .unwrap()
+            .hops
+            .iter()
+            .find(|hop| hop.url.contains("mail.hoster.example"))
+            .and_then(|hop| hop.lookup.as_ref())
+            .map(|lookup| (lookup.shared, lookup.addresses.clone()))
+            .unwrap()
+    };
+    let (_, first_addresses) = hoster_lookup(&first_report);
+    assert_eq!(hoster_lookup(&report), (true, first_addresses));
     let text = autodiscover_exporter::render::trace::render(
         &report,
         autodiscover_exporter::render::trace::Colour::Off,
     );
     assert!(text.contains("(connection kept open"), "{text}");
+    assert!(text.contains("(shared: resolved seconds ago"), "{text}");
+    // The domain's own names are never taken from another domain's lookups.
+    for step in [StepId::RootDomain, StepId::AutodiscoverDomain] {
+        let trace = report.step(step).unwrap();
+        assert!(
+            trace
+                .hops
+                .iter()
+                .filter_map(|hop| hop.lookup.as_ref())
+                .all(|lookup| !lookup.shared)
+        );
+    }
 }
 
 #[tokio::test]

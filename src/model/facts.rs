@@ -105,6 +105,11 @@ pub struct HostLookup {
     pub aaaa: DnsAnswer,
     /// Time spent resolving.
     pub duration_seconds: f64,
+    /// These answers were received seconds earlier for another domain's probe asking the same
+    /// name (a host outside that domain: Microsoft's, an SRV or redirect target), and are
+    /// reused, as a client's DNS cache would (see `probe::shared`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 impl HostLookup {

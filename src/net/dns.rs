@@ -214,6 +214,7 @@ impl DnsSession {
             a: a.0,
             aaaa: aaaa.0,
             duration_seconds: started.elapsed().as_secs_f64(),
+            shared: false,
         }
     }
 

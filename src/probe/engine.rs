@@ -2,11 +2,11 @@
 //! address (TCP, TLS, the request), and redirect chains.
 
 use super::kept::KeptConnection;
-use super::shared::{SharedKey, shareable};
+use super::shared::{SharedKey, lookup_shareable, shareable};
 use super::{Prober, StepContext};
 use crate::model::facts::{
-    AddressAttempt, BodyKind, ConnectResult, Hop, HopNext, HopOrigin, HttpExchange, HttpFailure,
-    HttpMethod, RedirectRefusal, RefusedAddress, url_host,
+    AddressAttempt, BodyKind, ConnectResult, Hop, HopNext, HopOrigin, HostLookup, HttpExchange,
+    HttpFailure, HttpMethod, RedirectRefusal, RefusedAddress, url_host,
 };
 use crate::model::step::{AUTODISCOVER_PATH, StepStatus};
 use crate::net::connect::is_local_resource_error;
@@ -130,7 +130,7 @@ impl Prober {
             Err(_) => {
                 let cell = ctx.lookups.cell(&host);
                 let lookup = cell
-                    .get_or_init(|| self.dns.lookup_host(&host, ctx.phase()))
+                    .get_or_init(|| self.lookup_host(&host, ctx))
                     .await
                     .clone();
                 let ips = lookup.addresses.clone();
@@ -162,6 +162,20 @@ impl Prober {
             )));
         }
         (hop, addresses)
+    }
+
+    /// The addresses of `host`: what another domain's probe received seconds ago for a host
+    /// outside the probed domain, or a lookup now.
+    async fn lookup_host(&self, host: &str, ctx: &StepContext) -> HostLookup {
+        let shareable = !within(host, ctx.address.domain().ascii());
+        if shareable && let Some(seen) = self.lookups.get(host) {
+            return seen;
+        }
+        let lookup = self.dns.lookup_host(host, ctx.phase()).await;
+        if shareable && lookup_shareable(&lookup) {
+            self.lookups.insert(&lookup);
+        }
+        lookup
     }
 
     /// One address: TCP, TLS (https), the request, and the fingerprint GET after a 401 without

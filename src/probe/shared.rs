@@ -15,8 +15,13 @@
 //! a GET (the same for every domain) with any answer; nothing that failed to connect or timed
 //! out (the next probe tries again). Microsoft 365's JSON query names the address in its path,
 //! so it is never shared (its own client caches answers per address).
+//!
+//! Host lookups are shared the same way, as a client's DNS cache answers them: the A and AAAA
+//! answers for a name outside the probed domain (the domain's own names are asked by its probes
+//! alone), when a server answered both questions (records, no such name, no data, or a refusal:
+//! never a timeout or an unreachable resolver).
 
-use crate::model::facts::{AddressAttempt, TlsHandshake};
+use crate::model::facts::{AddressAttempt, DnsAnswer, HostLookup, TlsHandshake};
 use crate::protocol::classify::Request;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -113,5 +118,58 @@ impl SharedAttempts {
             }
         }
         seen.insert(key, (Instant::now(), attempt.clone()));
+    }
+}
+
+/// Whether a server answered both questions of a lookup.
+pub(super) fn lookup_shareable(lookup: &HostLookup) -> bool {
+    let answered = |answer: &DnsAnswer| {
+        matches!(
+            answer,
+            DnsAnswer::Records { .. }
+                | DnsAnswer::NxDomain
+                | DnsAnswer::NoData
+                | DnsAnswer::ServFail
+                | DnsAnswer::Refused
+        )
+    };
+    answered(&lookup.a) && answered(&lookup.aaaa)
+}
+
+/// Host lookups, by lower-case name, with when they were made.
+#[derive(Debug, Default)]
+pub(super) struct SharedLookups {
+    seen: Mutex<HashMap<String, (Instant, HostLookup)>>,
+}
+
+impl SharedLookups {
+    /// A copy of a fresh lookup of `host`, flagged as shared.
+    pub(super) fn get(&self, host: &str) -> Option<HostLookup> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (at, lookup) = seen.get(&host.to_ascii_lowercase())?;
+        (at.elapsed() < SHARE_FOR).then(|| HostLookup {
+            shared: true,
+            ..lookup.clone()
+        })
+    }
+
+    /// Keeps a lookup; when full, forgets the stale ones first, and keeps nothing new while
+    /// every entry is fresh.
+    pub(super) fn insert(&self, lookup: &HostLookup) {
+        let key = lookup.host.to_ascii_lowercase();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= CAPACITY && !seen.contains_key(&key) {
+            seen.retain(|_, (at, _)| at.elapsed() < SHARE_FOR);
+            if seen.len() >= CAPACITY {
+                return;
+            }
+        }
+        seen.insert(key, (Instant::now(), lookup.clone()));
     }
 }

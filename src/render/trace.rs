@@ -459,9 +459,14 @@ fn render_lookup(out: &mut String, lookup: &HostLookup) {
         }
     };
     chain.push(answer);
+    let shared = if lookup.shared {
+        "  (shared: resolved seconds ago for another domain)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "   DNS {}: {}  {}",
+        "   DNS {}: {}  {}{shared}",
         clean(&lookup.host),
         clean(&chain.join(" -> ")),
         millis(lookup.duration_seconds)
