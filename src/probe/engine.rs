@@ -204,16 +204,18 @@ impl Prober {
         }
         let path = path_of(url);
         let host_header = host_header(host, address.port(), request);
+        // Boxed: these futures hold a TLS handshake and an HTTP exchange, and a hop moves its
+        // attempts' futures (one per address) into place; moving them inline cost more copying
+        // than the allocation.
         let reused = if request.is_tls() {
-            self.attempt_on_kept(host, address, &path, &host_header, request, ctx)
-                .await
+            Box::pin(self.attempt_on_kept(host, address, &path, &host_header, request, ctx)).await
         } else {
             None
         };
         let mut attempt = match reused {
             Some(attempt) => attempt,
             None => {
-                self.attempt_on_new(host, address, &path, &host_header, request, ctx)
+                Box::pin(self.attempt_on_new(host, address, &path, &host_header, request, ctx))
                     .await
             }
         };
