@@ -32,21 +32,12 @@ command -v valgrind >/dev/null || {
     apt-get install -y -q --no-install-recommends valgrind ||
         { apt-get update -q && apt-get install -y -q --no-install-recommends valgrind; }
 }
-if [[ -n ${AUTODISCOVER_BIN:-} ]]; then
-    BIN=$(realpath "$AUTODISCOVER_BIN")
-else
-    (cd "$BENCH_ROOT" && cargo build --release --locked -q)
-    BIN=$BENCH_ROOT/target/release/autodiscover-exporter
-fi
+BIN=$(exporter_binary)
 W=$(mktemp -d /tmp/autodiscover-instructions.XXXXXX)
 
 cleanup() {
     set +e
-    if [[ -n $OURS_PID ]]; then
-        kill -TERM "$OURS_PID" 2>/dev/null
-        world_wait 300 0.1 bash -c "! kill -0 $OURS_PID" || kill -KILL "$OURS_PID" 2>/dev/null
-        wait "$OURS_PID" 2>/dev/null
-    fi
+    stop_pid "$OURS_PID" 300
     world_stop
     rm -rf "$W"
 }
@@ -55,20 +46,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 world_start "$W"
-cat >"$W/exporter.yml" <<EOC
-defaults:
-  timeout: 60s
-resolver:
-  nameservers: ["$BENCH_DNS"]
-tls:
-  ca_file: $W/pki/root.pem
-microsoft365:
-  max_queries_per_second: 1000
-allow_any_target: true
-storage:
-  path: $W/history.db
-domains: []
-EOC
+target_config "$W" 60s
 valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.%p" \
     "$BIN" serve --config.file "$W/exporter.yml" --web.listen-address "$OURS" >"$W/exporter.log" 2>&1 &
 OURS_PID=$!

@@ -179,3 +179,36 @@ exporter_config() { # exporter_config N WORKDIR INTERVAL
         seq 1 "$n" | awk '{ printf "  - domain: d%d.scale.test\n", $1 }'
     } >"$w/exporter.yml"
 }
+
+# The config of the exporter with no configured domain (no background probing) and any
+# /probe target allowed: what the side-by-side scripts probe through.
+target_config() { # target_config WORKDIR TIMEOUT
+    local w=$1 timeout=$2
+    {
+        printf 'defaults:\n  timeout: %s\n' "$timeout"
+        printf 'resolver:\n  nameservers: ["%s"]\n' "$BENCH_DNS"
+        printf 'tls:\n  ca_file: %s\n' "$w/pki/root.pem"
+        printf 'microsoft365:\n  max_queries_per_second: 1000\n'
+        printf 'allow_any_target: true\n'
+        printf 'storage:\n  path: %s\n' "$w/history.db"
+        printf 'domains: []\n'
+    } >"$w/exporter.yml"
+}
+
+# The exporter binary's path: $AUTODISCOVER_BIN, or this checkout's release build.
+exporter_binary() { # BIN=$(exporter_binary)
+    if [[ -n ${AUTODISCOVER_BIN:-} ]]; then
+        realpath "$AUTODISCOVER_BIN"
+    else
+        (cd "$BENCH_ROOT" && cargo build --release --locked -q >&2) &&
+            echo "$BENCH_ROOT/target/release/autodiscover-exporter"
+    fi
+}
+
+stop_pid() { # stop_pid PID [TRIES]: TERM, then KILL after TRIES x 0.1 s (default 150)
+    local pid=$1 tries=${2:-150}
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    world_wait "$tries" 0.1 bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}

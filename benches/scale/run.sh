@@ -25,21 +25,12 @@ EXPORTER_PID=""
 
 [[ $(id -u) == 0 ]] || { echo "run as root (nginx binds 127.0.20.x:443)" >&2; exit 2; }
 world_need
-if [[ -n ${AUTODISCOVER_BIN:-} ]]; then
-    BIN=$(realpath "$AUTODISCOVER_BIN")
-else
-    (cd "$BENCH_ROOT" && cargo build --release --locked -q)
-    BIN=$BENCH_ROOT/target/release/autodiscover-exporter
-fi
+BIN=$(exporter_binary)
 W=$(mktemp -d /tmp/autodiscover-scale.XXXXXX)
 
 cleanup() {
     set +e
-    if [[ -n $EXPORTER_PID ]]; then
-        kill -TERM "$EXPORTER_PID" 2>/dev/null
-        world_wait 150 0.1 bash -c "! kill -0 $EXPORTER_PID" || kill -KILL "$EXPORTER_PID" 2>/dev/null
-        wait "$EXPORTER_PID" 2>/dev/null
-    fi
+    stop_pid "$EXPORTER_PID"
     world_stop
     cp "$W/exporter.log" /tmp/autodiscover-scale-last.log 2>/dev/null
     rm -rf "$W"

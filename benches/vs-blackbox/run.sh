@@ -52,21 +52,8 @@ command -v prometheus-blackbox-exporter >/dev/null || {
     apt-get install -y -q --no-install-recommends prometheus-blackbox-exporter ||
         { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus-blackbox-exporter; }
 }
-if [[ -n ${AUTODISCOVER_BIN:-} ]]; then
-    BIN=$(realpath "$AUTODISCOVER_BIN")
-else
-    (cd "$BENCH_ROOT" && cargo build --release --locked -q)
-    BIN=$BENCH_ROOT/target/release/autodiscover-exporter
-fi
+BIN=$(exporter_binary)
 W=$(mktemp -d /tmp/autodiscover-vs-blackbox.XXXXXX)
-
-stop_pid() {
-    local pid=$1
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    world_wait 150 0.1 bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     set +e
@@ -83,20 +70,7 @@ world_start "$W"
 total=$(((ROUNDS + 1) * PER_ROUND))
 
 # This exporter: no configured domain (so no background probing), any target allowed.
-cat >"$W/exporter.yml" <<EOF
-defaults:
-  timeout: 20s
-resolver:
-  nameservers: ["$BENCH_DNS"]
-tls:
-  ca_file: $W/pki/root.pem
-microsoft365:
-  max_queries_per_second: 1000
-allow_any_target: true
-storage:
-  path: $W/history.db
-domains: []
-EOF
+target_config "$W" 20s
 "$BIN" serve --config.file "$W/exporter.yml" --web.listen-address "$OURS" >"$W/exporter.log" 2>&1 &
 OURS_PID=$!
 

@@ -168,12 +168,16 @@ impl Prober {
     /// outside the probed domain, or a lookup now.
     async fn lookup_host(&self, host: &str, ctx: &StepContext) -> HostLookup {
         let shareable = !within(host, ctx.address.domain().ascii());
-        if shareable && let Some(seen) = self.lookups.get(host) {
-            return seen;
+        let key = host.to_ascii_lowercase();
+        if shareable && let Some(seen) = self.lookups.get(&key) {
+            return HostLookup {
+                shared: true,
+                ..seen
+            };
         }
         let lookup = self.dns.lookup_host(host, ctx.phase()).await;
         if shareable && lookup_shareable(&lookup) {
-            self.lookups.insert(&lookup);
+            self.lookups.insert(key, &lookup);
         }
         lookup
     }
@@ -204,20 +208,24 @@ impl Prober {
         }
         let path = path_of(url);
         let host_header = host_header(host, address.port(), request);
+        let to = Destination {
+            host,
+            address,
+            path: &path,
+            host_header: &host_header,
+            request,
+        };
         // Boxed: these futures hold a TLS handshake and an HTTP exchange, and a hop moves its
         // attempts' futures (one per address) into place; moving them inline cost more copying
         // than the allocation.
         let reused = if request.is_tls() {
-            Box::pin(self.attempt_on_kept(host, address, &path, &host_header, request, ctx)).await
+            Box::pin(self.attempt_on_kept(&to, ctx)).await
         } else {
             None
         };
         let mut attempt = match reused {
             Some(attempt) => attempt,
-            None => {
-                Box::pin(self.attempt_on_new(host, address, &path, &host_header, request, ctx))
-                    .await
-            }
+            None => Box::pin(self.attempt_on_new(&to, ctx)).await,
         };
         let result = classify::classify_address(
             url,
@@ -238,24 +246,16 @@ impl Prober {
 
     /// The attempt over a new connection; an https connection whose exchanges all completed is
     /// kept open for the next request to the same server.
-    async fn attempt_on_new(
-        &self,
-        host: &str,
-        address: SocketAddr,
-        path: &str,
-        host_header: &str,
-        request: Request,
-        ctx: &StepContext,
-    ) -> AddressAttempt {
+    async fn attempt_on_new(&self, to: &Destination<'_>, ctx: &StepContext) -> AddressAttempt {
         let started = Instant::now();
-        let mut attempt = new_attempt(address);
+        let mut attempt = new_attempt(to.address);
         let (tcp, slot) = match self.connection_slot(ctx).await {
             Err(not_tried) => {
                 attempt.connect = not_tried;
                 (None, None)
             }
             Ok(slot) => {
-                let tcp = self.connect(address, ctx, &mut attempt).await;
+                let tcp = self.connect(to.address, ctx, &mut attempt).await;
                 if slot.squeezed && attempt.connect == ConnectResult::Timeout {
                     attempt.connect = self.starved();
                 }
@@ -266,24 +266,21 @@ impl Prober {
         let Some(tcp) = tcp else {
             return attempt;
         };
-        if !request.is_tls() {
-            self.exchange(tcp, host_header, path, request, ctx, &mut attempt)
-                .await;
+        if !to.request.is_tls() {
+            self.exchange(tcp, to, ctx, &mut attempt).await;
             return attempt;
         }
-        let mut outcome = self.tls.handshake(tcp, host, ctx.phase()).await;
+        let mut outcome = self.tls.handshake(tcp, to.host, ctx.phase()).await;
         let handshake_at = Instant::now();
-        self.complete_chain(&mut outcome, host, ctx).await;
+        self.complete_chain(&mut outcome, to.host, ctx).await;
         attempt.tls = Some(outcome.facts);
         let Some(stream) = outcome.stream else {
             return attempt;
         };
-        let connection = self
-            .exchange(stream, host_header, path, request, ctx, &mut attempt)
-            .await;
+        let connection = self.exchange(stream, to, ctx, &mut attempt).await;
         if let (Some(connection), Some(slot), Some(tls)) = (connection, slot, &attempt.tls)
             && exchanges_complete(&attempt)
-            && !within(host, ctx.address.domain().ascii())
+            && !within(to.host, ctx.address.domain().ascii())
         {
             let kept = KeptConnection::new(
                 connection,
@@ -292,7 +289,7 @@ impl Prober {
                 slot.process,
                 handshake_at,
             );
-            self.kept.put(host, address, kept);
+            self.kept.put(to.host, to.address, kept);
         }
         attempt
     }
@@ -302,29 +299,18 @@ impl Prober {
     /// (the request then goes out again on a new connection, as any HTTP client does).
     async fn attempt_on_kept(
         &self,
-        host: &str,
-        address: SocketAddr,
-        path: &str,
-        host_header: &str,
-        request: Request,
+        to: &Destination<'_>,
         ctx: &StepContext,
     ) -> Option<AddressAttempt> {
-        let mut kept = self.kept.take(host, address)?;
+        let mut kept = self.kept.take(to.host, to.address)?;
         let _slot = self.probe_slot(ctx).await?;
-        let mut attempt = new_attempt(address);
+        let mut attempt = new_attempt(to.address);
         attempt.connect = ConnectResult::Connected;
         attempt.connect_seconds = kept.connect_seconds;
         attempt.tls = Some(kept.tls.clone());
         attempt.connection_reused = true;
-        self.exchange_on(
-            &mut kept.connection,
-            host_header,
-            path,
-            request,
-            ctx,
-            &mut attempt,
-        )
-        .await;
+        self.exchange_on(&mut kept.connection, to, ctx, &mut attempt)
+            .await;
         let unanswered = attempt
             .http
             .as_ref()
@@ -333,7 +319,7 @@ impl Prober {
             return None;
         }
         if exchanges_complete(&attempt) {
-            self.kept.put(host, address, kept);
+            self.kept.put(to.host, to.address, kept);
         }
         Some(attempt)
     }
@@ -407,16 +393,14 @@ impl Prober {
     async fn exchange<S>(
         &self,
         stream: S,
-        host_header: &str,
-        path: &str,
-        request: Request,
+        to: &Destination<'_>,
         ctx: &StepContext,
         attempt: &mut AddressAttempt,
     ) -> Option<HttpConnection>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let method = request_method(request);
+        let method = request_method(to.request);
         let mut connection = match HttpConnection::open(stream, ctx.phase()).await {
             Ok(connection) => connection,
             Err(failure) => {
@@ -424,8 +408,7 @@ impl Prober {
                 return None;
             }
         };
-        self.exchange_on(&mut connection, host_header, path, request, ctx, attempt)
-            .await;
+        self.exchange_on(&mut connection, to, ctx, attempt).await;
         Some(connection)
     }
 
@@ -433,13 +416,12 @@ impl Prober {
     async fn exchange_on(
         &self,
         connection: &mut HttpConnection,
-        host_header: &str,
-        path: &str,
-        request: Request,
+        to: &Destination<'_>,
         ctx: &StepContext,
         attempt: &mut AddressAttempt,
     ) {
-        let method = request_method(request);
+        let (host_header, path) = (to.host_header, to.path);
+        let method = request_method(to.request);
         if method == HttpMethod::Get {
             attempt.http = Some(connection.get(host_header, path, ctx.phase()).await);
             return;
@@ -456,6 +438,16 @@ impl Prober {
             attempt.fingerprint = Some(connection.get(host_header, path, ctx.phase()).await);
         }
     }
+}
+
+/// Where an attempt sends its request: the host name (SNI, the certificate check, the key of
+/// kept connections), the address, and the request with its path and Host header.
+struct Destination<'a> {
+    host: &'a str,
+    address: SocketAddr,
+    path: &'a str,
+    host_header: &'a str,
+    request: Request,
 }
 
 fn request_method(request: Request) -> HttpMethod {

@@ -24,6 +24,7 @@
 use crate::model::facts::{AddressAttempt, DnsAnswer, HostLookup, TlsHandshake};
 use crate::protocol::classify::Request;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,37 +88,50 @@ pub(super) fn shareable(request: Request, attempt: &AddressAttempt) -> bool {
         }
 }
 
-/// The observations, by key, with when they were made.
-#[derive(Debug, Default)]
-pub(super) struct SharedAttempts {
-    seen: Mutex<HashMap<SharedKey, (Instant, AddressAttempt)>>,
+/// Observations by key, each with when it was made; a copy is handed out for `SHARE_FOR`.
+#[derive(Debug)]
+pub(super) struct Recent<K, V> {
+    seen: Mutex<HashMap<K, (Instant, V)>>,
 }
 
-impl SharedAttempts {
+impl<K, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Attempts, by what makes two attempts the same.
+pub(super) type SharedAttempts = Recent<SharedKey, AddressAttempt>;
+/// Host lookups, by lower-case name.
+pub(super) type SharedLookups = Recent<String, HostLookup>;
+
+impl<K: Eq + Hash, V: Clone> Recent<K, V> {
     /// A copy of a fresh observation for `key`.
-    pub(super) fn get(&self, key: &SharedKey) -> Option<AddressAttempt> {
-        let seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (at, attempt) = seen.get(key)?;
-        (at.elapsed() < SHARE_FOR).then(|| attempt.clone())
+    pub(super) fn get(&self, key: &K) -> Option<V> {
+        let seen = self.lock();
+        let (at, value) = seen.get(key)?;
+        (at.elapsed() < SHARE_FOR).then(|| value.clone())
     }
 
     /// Keeps an observation; when full, forgets the stale ones first, and keeps nothing new
     /// while every entry is fresh.
-    pub(super) fn insert(&self, key: SharedKey, attempt: &AddressAttempt) {
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub(super) fn insert(&self, key: K, value: &V) {
+        let mut seen = self.lock();
         if seen.len() >= CAPACITY && !seen.contains_key(&key) {
             seen.retain(|_, (at, _)| at.elapsed() < SHARE_FOR);
             if seen.len() >= CAPACITY {
                 return;
             }
         }
-        seen.insert(key, (Instant::now(), attempt.clone()));
+        seen.insert(key, (Instant::now(), value.clone()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -134,42 +148,4 @@ pub(super) fn lookup_shareable(lookup: &HostLookup) -> bool {
         )
     };
     answered(&lookup.a) && answered(&lookup.aaaa)
-}
-
-/// Host lookups, by lower-case name, with when they were made.
-#[derive(Debug, Default)]
-pub(super) struct SharedLookups {
-    seen: Mutex<HashMap<String, (Instant, HostLookup)>>,
-}
-
-impl SharedLookups {
-    /// A copy of a fresh lookup of `host`, flagged as shared.
-    pub(super) fn get(&self, host: &str) -> Option<HostLookup> {
-        let seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (at, lookup) = seen.get(&host.to_ascii_lowercase())?;
-        (at.elapsed() < SHARE_FOR).then(|| HostLookup {
-            shared: true,
-            ..lookup.clone()
-        })
-    }
-
-    /// Keeps a lookup; when full, forgets the stale ones first, and keeps nothing new while
-    /// every entry is fresh.
-    pub(super) fn insert(&self, lookup: &HostLookup) {
-        let key = lookup.host.to_ascii_lowercase();
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() >= CAPACITY && !seen.contains_key(&key) {
-            seen.retain(|_, (at, _)| at.elapsed() < SHARE_FOR);
-            if seen.len() >= CAPACITY {
-                return;
-            }
-        }
-        seen.insert(key, (Instant::now(), lookup.clone()));
-    }
 }
