@@ -2,6 +2,7 @@
 
 mod microsoft365;
 
+use crate::model::address::name_within;
 use crate::model::facts::{
     AddressAttempt, BodyKind, CertificateSource, DnsAnswer, Hop, HopOrigin, RedirectRefusal,
     StepTrace, Validity, url_host,
@@ -481,10 +482,9 @@ fn explain_certificates(
 /// and its relatives), if it is one.
 fn microsoft_target(hop: &Hop) -> Option<&str> {
     let target = hop.lookup.as_ref()?.cname_chain.last()?.target.as_str();
-    let name = target.trim_end_matches('.').to_ascii_lowercase();
     let microsoft = ["outlook.com", "office365.com", "office.com"]
         .iter()
-        .any(|suffix| name == *suffix || name.ends_with(&format!(".{suffix}")));
+        .any(|domain| name_within(target, domain));
     microsoft.then_some(target)
 }
 

@@ -244,9 +244,31 @@ pub fn is_internal_name(name: &str) -> bool {
     !name.contains('.') || SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
+/// `name` is `domain` or a name under it (ASCII case ignored, a trailing dot allowed): a host of
+/// the domain's own, such as `autodiscover.contoso.com` for `contoso.com`.
+pub fn name_within(name: &str, domain: &str) -> bool {
+    let (name, domain) = (name.trim_end_matches('.').as_bytes(), domain.as_bytes());
+    match name.len().checked_sub(domain.len()) {
+        Some(0) => name.eq_ignore_ascii_case(domain),
+        // `extra` ≥ 1 here, so `extra - 1` is an index of `name`.
+        Some(extra) => name[extra - 1] == b'.' && name[extra..].eq_ignore_ascii_case(domain),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_within_a_domain_are_told_from_others() {
+        assert!(name_within("contoso.com", "contoso.com"));
+        assert!(name_within("Autodiscover.Contoso.COM.", "contoso.com"));
+        assert!(!name_within("outlook.office365.com", "contoso.com"));
+        assert!(!name_within("notcontoso.com", "contoso.com"));
+        assert!(!name_within("com", "contoso.com"));
+        assert!(!name_within("mail.hoster.example", "first.example"));
+    }
 
     #[test]
     fn domains_normalise_case_dot_and_unicode() {

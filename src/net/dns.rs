@@ -657,7 +657,6 @@ impl Port {
     }
 }
 
-/// Asks for a larger receive buffer; a refusal leaves the default, which still works.
 /// A non-blocking UDP socket connected to `server`. Connecting an unbound socket binds it to a
 /// random local port, as glibc's resolver relies on; the socket is created non-blocking rather
 /// than bound and switched by two more system calls, a fifth of what a lookup's socket cost.
@@ -685,6 +684,7 @@ fn connected_udp(server: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket)
 }
 
+/// Asks for a larger receive buffer; a refusal leaves the default, which still works.
 fn set_receive_buffer(socket: &std::net::UdpSocket, bytes: libc::c_int) {
     use std::os::fd::AsRawFd;
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int on the stack, for a

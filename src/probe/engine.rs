@@ -4,6 +4,7 @@
 use super::kept::KeptConnection;
 use super::shared::{SharedKey, lookup_shareable, shareable};
 use super::{Prober, StepContext};
+use crate::model::address::name_within;
 use crate::model::facts::{
     AddressAttempt, BodyKind, ConnectResult, Hop, HopNext, HopOrigin, HostLookup, HttpExchange,
     HttpFailure, HttpMethod, RedirectRefusal, RefusedAddress, url_host,
@@ -167,7 +168,7 @@ impl Prober {
     /// The addresses of `host`: what another domain's probe received seconds ago for a host
     /// outside the probed domain, or a lookup now.
     async fn lookup_host(&self, host: &str, ctx: &StepContext) -> HostLookup {
-        let shareable = !within(host, ctx.address.domain().ascii());
+        let shareable = !name_within(host, ctx.address.domain().ascii());
         let key = host.to_ascii_lowercase();
         if shareable && let Some(seen) = self.lookups.get(&key) {
             return HostLookup {
@@ -280,7 +281,7 @@ impl Prober {
         let connection = self.exchange(stream, to, ctx, &mut attempt).await;
         if let (Some(connection), Some(slot), Some(tls)) = (connection, slot, &attempt.tls)
             && exchanges_complete(&attempt)
-            && !within(to.host, ctx.address.domain().ascii())
+            && !name_within(to.host, ctx.address.domain().ascii())
         {
             let kept = KeptConnection::new(
                 connection,
@@ -473,18 +474,6 @@ fn new_attempt(address: SocketAddr) -> AddressAttempt {
     }
 }
 
-/// `host` is `domain` or one of its names: a host only that domain's probes ask for (the root
-/// domain and `autodiscover.` steps), whose connection no other domain would take over.
-fn within(host: &str, domain: &str) -> bool {
-    let (host, domain) = (host.trim_end_matches('.').as_bytes(), domain.as_bytes());
-    match host.len().checked_sub(domain.len()) {
-        Some(0) => host.eq_ignore_ascii_case(domain),
-        // `extra` ≥ 1 here, so `extra - 1` is an index of `host`.
-        Some(extra) => host[extra - 1] == b'.' && host[extra..].eq_ignore_ascii_case(domain),
-        None => false,
-    }
-}
-
 /// Every exchange of the attempt got a whole answer, so its connection may take another request.
 fn exchanges_complete(attempt: &AddressAttempt) -> bool {
     attempt.http.is_some()
@@ -548,20 +537,5 @@ fn host_header(host: &str, port: u16, request: Request) -> String {
         host
     } else {
         format!("{host}:{port}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::within;
-
-    #[test]
-    fn a_domains_own_hosts_are_told_from_shared_ones() {
-        assert!(within("contoso.com", "contoso.com"));
-        assert!(within("Autodiscover.Contoso.COM.", "contoso.com"));
-        assert!(!within("outlook.office365.com", "contoso.com"));
-        assert!(!within("notcontoso.com", "contoso.com"));
-        assert!(!within("com", "contoso.com"));
-        assert!(!within("mail.hoster.example", "first.example"));
     }
 }

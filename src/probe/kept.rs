@@ -24,9 +24,9 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-/// How long after its handshake a connection's TLS facts stand for another domain's attempt
-/// (as long as a shared observation, `shared::SHARE_FOR`).
-pub(super) const REUSE_FOR: Duration = Duration::from_secs(10);
+/// How long after its handshake a connection's TLS facts stand for another domain's attempt:
+/// as long as a shared observation.
+pub(super) const REUSE_FOR: Duration = super::shared::SHARE_FOR;
 /// How long a connection waits idle for the next request: Apache closes idle connections after
 /// 5 s by default, nginx after 75 s, IIS after 120 s.
 pub(super) const IDLE_FOR: Duration = Duration::from_secs(2);

@@ -165,7 +165,8 @@ impl Prober {
     }
 
     /// Keeps https connections open for the next request to the same server within `reuse_for`
-    /// of their handshake and `idle_for` of their last answer (by default 10 s and 2 s); zero keeps none.
+    /// of their handshake and `idle_for` of their last answer (by default 10 s and 2 s); zero
+    /// keeps none.
     pub fn with_kept_connections(mut self, reuse_for: Duration, idle_for: Duration) -> Self {
         self.kept = Arc::new(kept::KeptConnections::new(reuse_for, idle_for));
         self

@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long an observation is reused.
-const SHARE_FOR: Duration = Duration::from_secs(10);
+pub(super) const SHARE_FOR: Duration = Duration::from_secs(10);
 /// Most observations kept at once.
 const CAPACITY: usize = 4096;
 
