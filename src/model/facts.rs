@@ -4,6 +4,7 @@
 use super::address::is_internal_name;
 use super::pox::PoxResponse;
 use super::step::{StepId, StepStatus};
+pub use super::url_parts::url_host;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 
@@ -470,8 +471,12 @@ impl HttpMethod {
 /// Exchange's fingerprint headers (`X-SOAP-Enabled`, `X-OAuth-Enabled`, ...): an Autodiscover
 /// service that sends them is an Exchange server, not a web server asking for a password.
 pub fn is_exchange_fingerprint(header: &str) -> bool {
-    let name = header.to_ascii_lowercase();
-    name.starts_with("x-") && name.ends_with("-enabled")
+    const PREFIX: &str = "x-";
+    const SUFFIX: &str = "-enabled";
+    let bytes = header.as_bytes();
+    bytes.len() >= PREFIX.len() + SUFFIX.len() - 1
+        && bytes[..PREFIX.len()].eq_ignore_ascii_case(PREFIX.as_bytes())
+        && bytes[bytes.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX.as_bytes())
 }
 
 /// Headers the probe keeps for the trace: the fingerprint headers and the front-end names.
@@ -547,7 +552,9 @@ impl HttpExchange {
             for part in header.split(',') {
                 let scheme = part.split_whitespace().next().unwrap_or("");
                 // `realm="x"` continuation parts of a Basic challenge are not schemes.
-                if !scheme.is_empty() && !scheme.contains('=') && !schemes.contains(&scheme.into())
+                if !scheme.is_empty()
+                    && !scheme.contains('=')
+                    && !schemes.iter().any(|known| known == scheme)
                 {
                     schemes.push(scheme.to_owned());
                 }
@@ -714,15 +721,6 @@ impl Hop {
     }
 }
 
-/// The host of an absolute URL: lower-case, A-labels, IPv6 without brackets, no port.
-pub fn url_host(url: &str) -> Option<String> {
-    match url::Url::parse(url).ok()?.host()? {
-        url::Host::Domain(name) => Some(name.to_owned()),
-        url::Host::Ipv4(ip) => Some(ip.to_string()),
-        url::Host::Ipv6(ip) => Some(ip.to_string()),
-    }
-}
-
 /// Most redirects a client follows in one discovery (URL and address redirects together).
 pub const MAX_HOPS: usize = 10;
 
@@ -871,5 +869,44 @@ impl StepTrace {
         self.hops
             .iter()
             .flat_map(|hop| hop.addresses.iter().map(move |a| (hop, a)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_fingerprints_are_x_something_enabled_in_any_case() {
+        for name in [
+            "X-SOAP-Enabled",
+            "x-oauth-enabled",
+            "X-WSSecurity-Enabled",
+            "x-enabled",
+        ] {
+            assert!(is_exchange_fingerprint(name), "{name}");
+        }
+        for name in [
+            "X-FEServer",
+            "Enabled",
+            "-enabled",
+            "x-",
+            "X-Powered-By",
+            "ä-enabled",
+            "",
+        ] {
+            assert!(!is_exchange_fingerprint(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn auth_schemes_are_listed_once_in_order() {
+        let mut http = HttpExchange::failed(HttpMethod::Post, HttpFailure::Timeout);
+        http.www_authenticate = vec![
+            "Negotiate".into(),
+            "NTLM, Basic realm=\"mail\", charset=\"UTF-8\"".into(),
+            "Negotiate".into(),
+        ];
+        assert_eq!(http.auth_schemes(), ["Negotiate", "NTLM", "Basic"]);
     }
 }

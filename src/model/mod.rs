@@ -11,3 +11,4 @@ pub mod report;
 pub mod settings;
 pub mod step;
 pub mod text;
+pub mod url_parts;

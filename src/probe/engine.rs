@@ -10,6 +10,7 @@ use crate::model::facts::{
     HttpFailure, HttpMethod, RedirectRefusal, RefusedAddress, url_host,
 };
 use crate::model::step::{AUTODISCOVER_PATH, StepStatus};
+use crate::model::url_parts::{url_path_and_query, url_port};
 use crate::net::connect::is_local_resource_error;
 use crate::net::http::HttpConnection;
 use crate::protocol::classify::{self, AddressResult, HopResult, Request};
@@ -511,20 +512,11 @@ pub(super) fn backfill(hops: &mut [Hop], status: StepStatus) {
 }
 
 fn port_of(url: &str) -> u16 {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.port_or_known_default())
-        .unwrap_or(443)
+    url_port(url).unwrap_or(443)
 }
 
 fn path_of(url: &str) -> String {
-    url::Url::parse(url).map_or_else(
-        |_| AUTODISCOVER_PATH.to_owned(),
-        |u| match u.query() {
-            Some(q) => format!("{}?{q}", u.path()),
-            None => u.path().to_owned(),
-        },
-    )
+    url_path_and_query(url).unwrap_or_else(|| AUTODISCOVER_PATH.to_owned())
 }
 
 fn host_header(host: &str, port: u16, request: Request) -> String {

@@ -94,7 +94,8 @@ pub struct Prober {
 /// Where a step must stop, and for which address it asks.
 #[derive(Clone)]
 struct StepContext {
-    address: MailAddress,
+    /// Shared by the probe's steps (five copies of its strings per probe otherwise).
+    address: Arc<MailAddress>,
     deadline: Instant,
     phase_timeout: Duration,
     hop_budget: usize,
@@ -250,9 +251,11 @@ impl Prober {
         let after = match (&decision.endpoint, probe_error) {
             (Some(endpoint), false) => {
                 let ctx = StepContext {
-                    address: discoveries
-                        .last()
-                        .map_or_else(|| address.clone(), |d| d.address.clone()),
+                    address: Arc::new(
+                        discoveries
+                            .last()
+                            .map_or_else(|| address.clone(), |d| d.address.clone()),
+                    ),
                     deadline: deadline.min(Instant::now() + options.step_timeout),
                     phase_timeout: options.phase_timeout,
                     hop_budget: 0,
@@ -306,9 +309,10 @@ impl Prober {
     ) -> Discovery {
         let base = self.microsoft365.base_url();
         let lookups = Arc::new(HostLookups::default());
+        let shared_address = Arc::new(address.clone());
         let run = |step: StepId| {
             let ctx = StepContext {
-                address: address.clone(),
+                address: shared_address.clone(),
                 deadline: probe_deadline
                     .min(Instant::now() + options.step_timeout.min(LONGEST_BUDGET)),
                 phase_timeout: options.phase_timeout,

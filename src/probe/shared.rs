@@ -22,6 +22,7 @@
 //! never a timeout or an unreachable resolver).
 
 use crate::model::facts::{AddressAttempt, DnsAnswer, HostLookup, TlsHandshake};
+use crate::model::url_parts::url_path_and_query;
 use crate::protocol::classify::Request;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -55,12 +56,7 @@ impl SharedKey {
         if request == Request::Microsoft365Get {
             return None;
         }
-        let parsed = url::Url::parse(url).ok()?;
-        let mut path = parsed.path().to_owned();
-        if let Some(query) = parsed.query() {
-            path.push('?');
-            path.push_str(query);
-        }
+        let path = url_path_and_query(url)?;
         Some(Self {
             request,
             host: host.to_ascii_lowercase(),

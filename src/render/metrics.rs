@@ -751,6 +751,15 @@ fn sample_tail(out: &mut String, labels: &[(&str, &str)], value: f64) {
 fn push_label(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push_str("=\"");
+    // Nearly every value (step names, statuses, host names, URLs) has nothing to escape.
+    if value
+        .bytes()
+        .all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'\\' && b != b'"'))
+    {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -799,6 +808,25 @@ mod tests {
             domain_labels("a.example", &labels),
             "domain=\"a.example\",customer=\"A \\\"quoted\\\"\\\\back\\nslash\""
         );
+    }
+
+    #[test]
+    fn plain_and_escaped_label_values_read_the_same() {
+        let cases = [
+            ("autodiscover.example.com", "autodiscover.example.com"),
+            ("CN=*.example.com, O=Example", "CN=*.example.com, O=Example"),
+            ("a\"b", "a\\\"b"),
+            ("tab\there", "tab\\\\there"),
+            ("bell\u{7}", "bell\\\\u{7}"),
+            ("r\u{e9}sum\u{e9}", "r\u{e9}sum\u{e9}"),
+            ("rtl\u{202e}txt", "rtl\\\\u{202e}txt"),
+            ("", ""),
+        ];
+        for (value, escaped) in cases {
+            let mut out = String::new();
+            push_label(&mut out, "l", value);
+            assert_eq!(out, format!("l=\"{escaped}\""), "{value:?}");
+        }
     }
 
     #[test]
