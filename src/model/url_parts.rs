@@ -53,14 +53,18 @@ impl<'a> Plain<'a> {
         } else {
             (url.strip_prefix("http://")?, 80)
         };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let end = rest
+            .bytes()
+            .position(|b| matches!(b, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
         if !(tail.is_empty() || tail.starts_with('/')) {
             return None;
         }
-        let (host, port) = match authority.split_once(':') {
+        let (host, port) = match authority.bytes().position(|b| b == b':') {
             None => (authority, default_port),
-            Some((host, digits)) => {
+            Some(colon) => {
+                let (host, digits) = (&authority[..colon], &authority[colon + 1..]);
                 if digits.is_empty()
                     || digits.len() > 5
                     || !digits.bytes().all(|b| b.is_ascii_digit())
@@ -76,18 +80,23 @@ impl<'a> Plain<'a> {
     /// The path and query when the parser would return them unchanged: no characters it
     /// percent-encodes or treats specially, no dot segments.
     fn path_and_query(&self) -> Option<&'a str> {
-        let without_fragment = self.tail.split('#').next().unwrap_or("");
+        let end = self.tail.bytes().position(|b| b == b'#');
+        let without_fragment = end.map_or(self.tail, |end| &self.tail[..end]);
         if without_fragment.is_empty() {
             return Some("/");
         }
-        let (path, query) = match without_fragment.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
+        let (path, query) = match without_fragment.bytes().position(|b| b == b'?') {
+            Some(mark) => (
+                &without_fragment[..mark],
+                Some(&without_fragment[mark + 1..]),
+            ),
             None => (without_fragment, None),
         };
         let plain_path = path.bytes().all(|b| is_plain_query_byte(b) || b == b'\'')
             && !path
-                .split('/')
-                .any(|segment| segment == "." || segment == "..");
+                .as_bytes()
+                .split(|&b| b == b'/')
+                .any(|segment| segment == b"." || segment == b"..");
         let plain_query = query.is_none_or(|query| query.bytes().all(is_plain_query_byte));
         (plain_path && plain_query).then_some(without_fragment)
     }
@@ -99,13 +108,14 @@ impl<'a> Plain<'a> {
 fn plain_host(host: &str) -> bool {
     host.bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && !host.split('.').any(str::is_empty)
-        && !host.contains("xn--")
+        && !host.as_bytes().split(|&b| b == b'.').any(<[u8]>::is_empty)
+        && !host.as_bytes().windows(4).any(|w| w == b"xn--")
         && host
-            .rsplit('.')
+            .as_bytes()
+            .rsplit(|&b| b == b'.')
             .next()
-            .and_then(|last| last.bytes().next())
-            .is_some_and(|first| first.is_ascii_lowercase())
+            .and_then(|last| last.first())
+            .is_some_and(u8::is_ascii_lowercase)
 }
 
 /// Bytes the parser leaves alone in a query (and, with `'`, in a path).

@@ -309,9 +309,10 @@ impl DnsSession {
             );
         };
         let mut records = Vec::new();
-        let mut visited = HashSet::new();
+        // At most MAX_CNAME_QUERIES names: a list is cheaper than hashing them.
+        let mut visited: Vec<Name> = Vec::new();
         for _ in 0..MAX_CNAME_QUERIES {
-            visited.insert(asked.clone());
+            visited.push(asked.clone());
             let (answer, mut got) = self.ask(&asked, record_type, deadline).await;
             records.append(&mut got);
             let count = records

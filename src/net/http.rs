@@ -330,6 +330,12 @@ fn canonical_header(name: &str) -> String {
         .join("-")
 }
 
+fn contains_ignoring_ascii_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// What a body is: an Autodiscover response, an HTML page, or something else.
 pub fn body_kind(body: &[u8], content_type: Option<&str>) -> BodyKind {
     let text = String::from_utf8_lossy(body);
@@ -341,12 +347,12 @@ pub fn body_kind(body: &[u8], content_type: Option<&str>) -> BodyKind {
         match pox::parse_response(trimmed) {
             Ok(response) => return BodyKind::Autodiscover { response },
             Err(error) => {
-                let head: String = trimmed
-                    .chars()
-                    .take(512)
-                    .collect::<String>()
-                    .to_ascii_lowercase();
-                let html = head.contains("<html") || head.contains("<!doctype html");
+                let head = trimmed
+                    .char_indices()
+                    .nth(512)
+                    .map_or(trimmed, |(end, _)| &trimmed[..end]);
+                let html = contains_ignoring_ascii_case(head, "<html")
+                    || contains_ignoring_ascii_case(head, "<!doctype html");
                 if html || content_type.is_some_and(|c| c.contains("html")) {
                     return BodyKind::Html;
                 }
@@ -385,6 +391,13 @@ mod tests {
             BodyKind::Html
         );
         assert_eq!(body_kind(b"hello", Some("text/html")), BodyKind::Html);
+        assert_eq!(body_kind(b"<p>x</p><HTML lang=en>", None), BodyKind::Html);
+        // Only the head of the body is looked at.
+        let late = format!("<p>{}</p><html>", "\u{e9}".repeat(600));
+        assert!(matches!(
+            body_kind(late.as_bytes(), None),
+            BodyKind::Other { .. }
+        ));
         assert!(matches!(
             body_kind(b"{\"a\":1}", Some("application/json")),
             BodyKind::Microsoft365 {
