@@ -91,13 +91,17 @@ pub fn explain(report: &ProbeReport, expect: &Expectations) -> Vec<Finding> {
 struct Findings {
     /// Failed DNS questions by answer: one finding per kind of failure, naming every question.
     dns_failures: Vec<(String, Vec<String>)>,
+    /// A report gives a handful of findings: a scan finds a repeated one sooner than a hash.
     list: Vec<Finding>,
-    seen: HashSet<(FindingCode, String)>,
 }
 
 impl Findings {
     fn push(&mut self, severity: Severity, code: FindingCode, message: String, hint: String) {
-        if self.seen.insert((code, message.clone())) {
+        if !self
+            .list
+            .iter()
+            .any(|known| known.code == code && known.message == message)
+        {
             self.list.push(Finding {
                 severity,
                 code,

@@ -433,7 +433,7 @@ pub const SERVICE_STEP_LABEL: &str = "service";
 fn render_services(f: &mut Lines, report: &ProbeReport) {
     // Series are keyed by (service, host): several ports of one host fold into their worst.
     let mut by_host: BTreeMap<(&str, &str), (ServiceStatus, bool)> = BTreeMap::new();
-    let mut certificates: BTreeMap<String, HostCertificates> = BTreeMap::new();
+    let mut certificates: BTreeMap<String, HostCertificates<'_>> = BTreeMap::new();
     for check in &report.services {
         let target = &check.target;
         let port = target.port.to_string();
@@ -477,15 +477,16 @@ fn render_services(f: &mut Lines, report: &ProbeReport) {
     write_certificates(f, SERVICE_STEP_LABEL, &certificates);
 }
 
-struct HostCertificates {
+struct HostCertificates<'a> {
     mismatch: bool,
     /// Earliest notAfter and days to expiry, of the leaves whose dates are known.
     expiry: Option<(i64, f64)>,
-    leaves: Vec<[String; 4]>,
+    /// Subject, issuer, serial and fingerprint of each distinct leaf, borrowed from the report.
+    leaves: Vec<[&'a str; 4]>,
 }
 
 fn render_certificates(f: &mut Lines, step: &StepTrace) {
-    let mut hosts: BTreeMap<String, HostCertificates> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, HostCertificates<'_>> = BTreeMap::new();
     for hop in &step.hops {
         for attempt in &hop.addresses {
             if let Some(tls) = &attempt.tls {
@@ -496,7 +497,11 @@ fn render_certificates(f: &mut Lines, step: &StepTrace) {
     write_certificates(f, step.step.as_str(), &hosts);
 }
 
-fn add_certificate(hosts: &mut BTreeMap<String, HostCertificates>, host: &str, tls: &TlsFacts) {
+fn add_certificate<'a>(
+    hosts: &mut BTreeMap<String, HostCertificates<'a>>,
+    host: &str,
+    tls: &'a TlsFacts,
+) {
     let (Some(leaf), Some(verdict)) = (tls.leaf(), &tls.verdict) else {
         return;
     };
@@ -517,17 +522,21 @@ fn add_certificate(hosts: &mut BTreeMap<String, HostCertificates>, host: &str, t
         });
     }
     let identity = [
-        leaf.subject.clone(),
-        leaf.issuer.clone(),
-        leaf.serial.clone(),
-        leaf.fingerprint_sha256.clone(),
+        leaf.subject.as_str(),
+        leaf.issuer.as_str(),
+        leaf.serial.as_str(),
+        leaf.fingerprint_sha256.as_str(),
     ];
     if !entry.leaves.contains(&identity) {
         entry.leaves.push(identity);
     }
 }
 
-fn write_certificates(f: &mut Lines, step_name: &str, hosts: &BTreeMap<String, HostCertificates>) {
+fn write_certificates(
+    f: &mut Lines,
+    step_name: &str,
+    hosts: &BTreeMap<String, HostCertificates<'_>>,
+) {
     for (host, certs) in hosts {
         let labels = [("step", step_name), ("host", host.as_str())];
         f.push(Family::NameMismatch, &labels, bool_value(certs.mismatch));
