@@ -222,8 +222,9 @@ const MAX_CONFIGURED_WORKER_THREADS: usize = 64;
 /// (at least one, at most [`MAX_WORKER_THREADS`]). A probe spends most of its CPU in TLS and the
 /// kernel's network stack; the CPU left over runs that stack's receive work, the gzip and history
 /// threads and the servers on the same machine, and a worker that would mostly wake up to find
-/// nothing to steal costs more than it gives (measured with `benches/vs-blackbox`: 2 workers on
-/// 2 CPUs used 6-10 % more CPU per check set than 1).
+/// nothing to steal costs more than it gives (measured on the benchmark world with the same
+/// binary interleaved: 2 workers on 2 CPUs used 7-14 % more CPU per check set than 1 in steady
+/// state, about the same for first probes).
 fn worker_threads(configured: Option<&str>) -> Result<usize, String> {
     match configured {
         Some(text) => match text.trim().parse::<usize>() {
