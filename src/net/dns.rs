@@ -2,9 +2,10 @@
 //! TCP when the answer is truncated), with NXDOMAIN, NODATA, SERVFAIL and timeouts kept apart.
 //! Nothing is cached: every probe sees the live DNS.
 //!
-//! Messages are encoded and decoded by hickory-proto; the exchange is this module's own. A probe
-//! asks about seven questions, and a general-purpose resolver's machinery (server pools, retry
-//! streams, background tasks per query) cost a quarter of a probe's CPU.
+//! Answers are decoded by hickory-proto; the queries (always one question with an EDNS OPT
+//! record) are written here, byte for byte as hickory writes them, and the exchange is this
+//! module's own. A probe asks about seven questions, and a general-purpose resolver's machinery
+//! (server pools, retry streams, background tasks per query) cost a quarter of a probe's CPU.
 //!
 //! The questions of one lookup (A and AAAA of a host; NS and SOA of a domain) go out from one
 //! UDP socket per server (a `DnsSession`), as glibc's resolver sends A and AAAA from one
