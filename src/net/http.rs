@@ -13,6 +13,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{
     CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER, SERVER, USER_AGENT, WWW_AUTHENTICATE,
 };
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -27,6 +28,13 @@ pub const PROBE_USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     ")"
 );
+
+/// The request headers whose names and values are fixed, made once: a name parsed from text
+/// (`X-AnchorMailbox`) is checked and copied on every request. HTTP/1.1 names go out in lower
+/// case either way.
+const MAPI_HTTP_CAPABILITY: HeaderName = HeaderName::from_static("x-mapihttpcapability");
+const ANCHOR_MAILBOX: HeaderName = HeaderName::from_static("x-anchormailbox");
+const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 
 /// One HTTP/1.1 connection. Its I/O is driven by the probe's own task while a request is
 /// under way (no task of its own: spawning one and waking it across tasks for every request
@@ -76,10 +84,10 @@ impl HttpConnection {
     ) -> HttpExchange {
         let request = Request::post(path)
             .header(HOST, host_header)
-            .header(USER_AGENT, PROBE_USER_AGENT)
-            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
-            .header("X-MapiHttpCapability", "1")
-            .header("X-AnchorMailbox", address)
+            .header(USER_AGENT, HeaderValue::from_static(PROBE_USER_AGENT))
+            .header(CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE))
+            .header(MAPI_HTTP_CAPABILITY, HeaderValue::from_static("1"))
+            .header(ANCHOR_MAILBOX, address)
             .body(Full::new(Bytes::from(pox::request_body(address))));
         self.send(HttpMethod::Post, request, timeout, BODY_CAP)
             .await
@@ -95,7 +103,7 @@ impl HttpConnection {
         authorization: &str,
         timeout: Duration,
     ) -> HttpExchange {
-        let Ok(mut value) = hyper::header::HeaderValue::from_str(authorization) else {
+        let Ok(mut value) = HeaderValue::from_str(authorization) else {
             return HttpExchange::failed(
                 HttpMethod::Post,
                 HttpFailure::Protocol {
@@ -106,11 +114,11 @@ impl HttpConnection {
         value.set_sensitive(true);
         let request = Request::post(path)
             .header(HOST, host_header)
-            .header(USER_AGENT, PROBE_USER_AGENT)
-            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header(USER_AGENT, HeaderValue::from_static(PROBE_USER_AGENT))
+            .header(CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE))
             .header(hyper::header::AUTHORIZATION, value)
-            .header("X-MapiHttpCapability", "1")
-            .header("X-AnchorMailbox", address)
+            .header(MAPI_HTTP_CAPABILITY, HeaderValue::from_static("1"))
+            .header(ANCHOR_MAILBOX, address)
             .body(Full::new(Bytes::from(pox::request_body(address))));
         self.send(HttpMethod::Post, request, timeout, BODY_CAP)
             .await
@@ -120,7 +128,7 @@ impl HttpConnection {
     pub async fn get(&mut self, host_header: &str, path: &str, timeout: Duration) -> HttpExchange {
         let request = Request::get(path)
             .header(HOST, host_header)
-            .header(USER_AGENT, PROBE_USER_AGENT)
+            .header(USER_AGENT, HeaderValue::from_static(PROBE_USER_AGENT))
             .body(Full::new(Bytes::new()));
         self.send(HttpMethod::Get, request, timeout, BODY_CAP).await
     }
@@ -135,7 +143,7 @@ impl HttpConnection {
     ) -> (HttpExchange, Vec<u8>) {
         let request = Request::get(path)
             .header(HOST, host_header)
-            .header(USER_AGENT, PROBE_USER_AGENT)
+            .header(USER_AGENT, HeaderValue::from_static(PROBE_USER_AGENT))
             .body(Full::new(Bytes::new()));
         self.exchange(HttpMethod::Get, request, timeout, cap).await
     }
@@ -280,7 +288,7 @@ async fn read_capped(
 }
 
 fn record_headers(exchange: &mut HttpExchange, headers: &HeaderMap) {
-    let text = |value: &hyper::header::HeaderValue| {
+    let text = |value: &HeaderValue| {
         let mut text = String::from_utf8_lossy(value.as_bytes()).into_owned();
         truncate_at_boundary(&mut text, 512);
         text
@@ -382,6 +390,59 @@ pub fn body_kind(body: &[u8], content_type: Option<&str>) -> BodyKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn the_autodiscover_post_carries_outlooks_headers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                stream.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let timeout = Duration::from_secs(5);
+        let mut connection = HttpConnection::open(tcp, timeout).await.unwrap();
+        let exchange = connection
+            .post_autodiscover(
+                "autodiscover.example.com",
+                "/Autodiscover/Autodiscover.xml",
+                "someone@example.com",
+                timeout,
+            )
+            .await;
+        assert_eq!(exchange.status, Some(401));
+        let head = tokio::time::timeout(timeout, server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            head.starts_with("POST /Autodiscover/Autodiscover.xml HTTP/1.1\r\n"),
+            "{head}"
+        );
+        for line in [
+            "host: autodiscover.example.com",
+            &format!("user-agent: {PROBE_USER_AGENT}"),
+            "content-type: text/xml; charset=utf-8",
+            "x-mapihttpcapability: 1",
+            "x-anchormailbox: someone@example.com",
+        ] {
+            assert!(
+                head.contains(&format!("{line}\r\n")),
+                "{line} missing from {head}"
+            );
+        }
+    }
 
     #[test]
     fn bodies_are_classified() {
