@@ -157,18 +157,23 @@ async fn hosted_pair(
     (world, prober)
 }
 
-/// The attempts of a report's SRV step at the hoster.
-fn hoster_attempts(
+/// The hops of a report's SRV step to the hoster.
+fn hoster_hops(
     report: &ProbeReport,
-) -> Vec<&autodiscover_exporter::model::facts::AddressAttempt> {
+) -> impl Iterator<Item = &autodiscover_exporter::model::facts::Hop> {
     report
         .step(StepId::SrvRecord)
         .unwrap()
         .hops
         .iter()
         .filter(|hop| hop.url.contains("mail.hoster.example"))
-        .flat_map(|hop| &hop.addresses)
-        .collect()
+}
+
+/// The attempts of a report's SRV step at the hoster.
+fn hoster_attempts(
+    report: &ProbeReport,
+) -> Vec<&autodiscover_exporter::model::facts::AddressAttempt> {
+    hoster_hops(report).flat_map(|hop| &hop.addresses).collect()
 }
 
 #[tokio::test]
@@ -199,13 +204,8 @@ async fn the_next_domain_asks_the_same_host_over_the_connection_left_open() {
     let report = support::probe(&prober, "second.example").await;
     // The hoster's name was resolved for the first domain seconds ago: its lookup is shared.
     let hoster_lookup = |report: &ProbeReport| {
-        report
-            .step(StepId::SrvRecord)
-            .unwrap()
-            .hops
-            .iter()
-            .find(|hop| hop.url.contains("mail.hoster.example"))
-            .and_then(|hop| hop.lookup.as_ref())
+        hoster_hops(report)
+            .find_map(|hop| hop.lookup.as_ref())
             .map(|lookup| (lookup.shared, lookup.addresses.clone()))
             .unwrap()
     };

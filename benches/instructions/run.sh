@@ -41,9 +41,7 @@ cleanup() {
     world_stop
     rm -rf "$W"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 world_start "$W"
 target_config "$W" 60s

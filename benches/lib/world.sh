@@ -212,3 +212,10 @@ stop_pid() { # stop_pid PID [TRIES]: TERM, then KILL after TRIES x 0.1 s (defaul
     world_wait "$tries" 0.1 bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+on_exit() { # on_exit FUNCTION: run FUNCTION when the script ends, also on Ctrl-C and TERM
+    # shellcheck disable=SC2064
+    trap "$1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}

@@ -35,9 +35,7 @@ cleanup() {
     cp "$W/exporter.log" /tmp/autodiscover-scale-last.log 2>/dev/null
     rm -rf "$W"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 world_start "$W"
 
