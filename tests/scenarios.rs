@@ -318,6 +318,10 @@ async fn fixed_seed_and_healthy_host() {
         attempt.http.as_ref().unwrap().auth_schemes(),
         vec!["Negotiate", "NTLM"]
     );
+    // TLS 1.3 with the suite the probe offers first (its SHA-256 key schedule is the cheaper one)
+    let tls = attempt.tls.as_ref().unwrap();
+    assert_eq!(tls.version.as_deref(), Some("TLSv1_3"));
+    assert_eq!(tls.cipher.as_deref(), Some("TLS13_AES_128_GCM_SHA256"));
     assert!(
         codes(&healthy).contains(&"certificate_internal_name"),
         "{:?}",

@@ -244,9 +244,19 @@ impl TlsOutcome {
 /// the post-quantum hybrid X25519MLKEM768 first, whose key share costs more than the rest of the
 /// handshake's key exchange. The group a server picks changes nothing the probe judges (the
 /// chain, the names, the answer), and every server Outlook meets speaks the classic groups.
+///
+/// TLS_AES_128_GCM_SHA256 is offered first (rustls puts the AES-256/SHA-384 suite first): the
+/// suite's hash runs the whole key schedule, and SHA-256 has CPU instructions where SHA-384 has
+/// none; a check set costs about 6 % less CPU with it (interleaved A/B on the bench world). Every TLS 1.3 server must support
+/// this suite (RFC 8446 §9.1), Go and Chromium offer it first too, and the suite decides nothing
+/// the probe judges; the trace shows the one negotiated.
 fn probe_provider() -> CryptoProvider {
-    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider, kx_group};
+    let mut cipher_suites = default_provider().cipher_suites;
+    cipher_suites
+        .sort_by_key(|suite| suite.suite() != cipher_suite::TLS13_AES_128_GCM_SHA256.suite());
     CryptoProvider {
+        cipher_suites,
         kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
         ..default_provider()
     }
