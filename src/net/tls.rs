@@ -245,11 +245,12 @@ impl TlsOutcome {
 /// handshake's key exchange. The group a server picks changes nothing the probe judges (the
 /// chain, the names, the answer), and every server Outlook meets speaks the classic groups.
 ///
-/// TLS_AES_128_GCM_SHA256 is offered first (rustls puts the AES-256/SHA-384 suite first): the
-/// suite's hash runs the whole key schedule, and SHA-256 has CPU instructions where SHA-384 has
-/// none; a check set costs about 6 % less CPU with it (interleaved A/B on the bench world). Every TLS 1.3 server must support
-/// this suite (RFC 8446 §9.1), Go and Chromium offer it first too, and the suite decides nothing
-/// the probe judges; the trace shows the one negotiated.
+/// TLS_AES_128_GCM_SHA256 is offered first (rustls, like Windows, puts the AES-256/SHA-384 suite
+/// first): the suite's hash runs the whole key schedule and transcript, and SHA-256 has CPU
+/// instructions where SHA-384 has none; a check set costs about 6 % less CPU with it (interleaved
+/// A/B on the bench world). Every TLS 1.3 implementation must support this suite (RFC 8446
+/// §9.1), Go and Chromium offer it first too, and the suite decides nothing the probe judges;
+/// the trace shows the one negotiated.
 fn probe_provider() -> CryptoProvider {
     use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider, kx_group};
     let mut cipher_suites = default_provider().cipher_suites;
