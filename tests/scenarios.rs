@@ -120,6 +120,37 @@ async fn the_same_request_to_the_same_host_is_shared_for_seconds() {
     assert!(text.contains("(shared: observed seconds ago"), "{text}");
 }
 
+#[tokio::test]
+async fn a_domains_own_hosts_are_observed_by_each_of_its_probes() {
+    // companyb probed twice within seconds: its SRV target (a host of companya) is shared with
+    // the second probe, its own names are handshaken with again.
+    let (_world, prober) = support::world().await;
+    let _first = support::probe(&prober, "companyb.example").await;
+    let second = support::probe(&prober, "companyb.example").await;
+    let shared = |step: StepId| -> Vec<(String, bool)> {
+        second
+            .step(step)
+            .unwrap()
+            .hops
+            .iter()
+            .flat_map(|hop| hop.addresses.iter().map(|a| (hop.url.clone(), a.shared)))
+            .collect()
+    };
+    let root = shared(StepId::RootDomain);
+    assert!(
+        root.iter()
+            .any(|(url, _)| url.contains("://companyb.example/")),
+        "{root:?}"
+    );
+    assert!(root.iter().all(|(_, shared)| !shared), "{root:?}");
+    let srv = shared(StepId::SrvRecord);
+    assert!(
+        srv.iter()
+            .any(|(url, shared)| url.contains(EXCHANGE_HOST) && *shared),
+        "{srv:?}"
+    );
+}
+
 /// Two hosted domains whose SRV records name one host, which answers the POST with settings
 /// naming the address asked for (so nothing of the answer may be shared).
 async fn hosted_pair(

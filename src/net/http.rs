@@ -344,12 +344,25 @@ fn contains_ignoring_ascii_case(text: &str, needle: &str) -> bool {
         .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
+fn starts_with_ignoring_ascii_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// What a body is: an Autodiscover response, an HTML page, or something else.
 pub fn body_kind(body: &[u8], content_type: Option<&str>) -> BodyKind {
     let text = String::from_utf8_lossy(body);
     let trimmed = text.trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() {
         return BodyKind::Empty;
+    }
+    if starts_with_ignoring_ascii_case(trimmed, "<html")
+        || starts_with_ignoring_ascii_case(trimmed, "<!doctype html")
+    {
+        // An HTML document is never an Autodiscover answer (whose root element is
+        // `Autodiscover`): the error pages of 401s and 404s need no XML parse.
+        return BodyKind::Html;
     }
     if trimmed.starts_with('<') {
         match pox::parse_response(trimmed) {
@@ -472,6 +485,17 @@ mod tests {
             body_kind(settings.as_bytes(), Some("text/xml")),
             BodyKind::Autodiscover { .. }
         ));
+        // An HTML document is a page whatever it holds: Outlook reads an answer only from an
+        // XML document, and the XML reader does not look at the root element's name.
+        let wrapped = "\u{feff} <HTML><Response><Account><Action>redirectAddr</Action>\
+            <RedirectAddr>a@mail.example</RedirectAddr></Account></Response></HTML>";
+        assert!(matches!(
+            pox::parse_response(wrapped.trim_start_matches('\u{feff}').trim()),
+            Ok(crate::model::pox::PoxResponse::RedirectAddr { .. })
+        ));
+        assert_eq!(body_kind(wrapped.as_bytes(), None), BodyKind::Html);
+        let doctype = format!("<!doctype HTML>{}", &wrapped[4..]);
+        assert_eq!(body_kind(doctype.as_bytes(), None), BodyKind::Html);
     }
 
     #[test]

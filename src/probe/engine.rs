@@ -195,7 +195,13 @@ impl Prober {
         ctx: &StepContext,
     ) -> (AddressAttempt, AddressResult) {
         let started = Instant::now();
-        let key = SharedKey::new(request, host, address, url);
+        // A domain's own names are its own facts (as its host lookups are): only hosts outside
+        // it, which other domains' probes also ask, are looked up in and offered to the store.
+        let key = if name_within(host, ctx.address.domain().ascii()) {
+            None
+        } else {
+            SharedKey::new(request, host, address, url)
+        };
         if let Some(seen) = key.as_ref().and_then(|key| self.shared.get(key)) {
             let mut attempt = seen;
             attempt.shared = true;

@@ -10,6 +10,10 @@
 //! the request and its path, and the classification of the answer is redone for the URL the
 //! domain asked for.
 //!
+//! A domain's own names (the bare domain, its `autodiscover` host, anything under it) are never
+//! shared, in either direction: each of its probes observes them itself, as it looks them up
+//! itself. Only hosts other domains' probes also ask are worth sharing.
+//!
 //! Only answers that cannot depend on the mailbox address are shared: a POST (whose body names
 //! the address) only when the server asked for credentials (401) or has no such resource (404);
 //! a GET (the same for every domain) with any answer; nothing that failed to connect or timed
