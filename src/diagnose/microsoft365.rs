@@ -4,7 +4,7 @@
 use super::Findings;
 use crate::model::facts::{Microsoft365Answer, url_host};
 use crate::model::finding::{FindingCode, Severity};
-use crate::model::report::{Discovery, ProbeReport};
+use crate::model::report::ProbeReport;
 use crate::model::step::{Outcome, StepId, StepStatus};
 use crate::protocol::verdict;
 
@@ -20,18 +20,7 @@ pub(super) fn explain(out: &mut Findings, report: &ProbeReport) {
 
 /// The verdict the classic steps alone give, for the clients that never ask Microsoft 365.
 fn classic_decision(report: &ProbeReport) -> verdict::Decision {
-    let mut steps = report.steps.clone();
-    for step in &mut steps {
-        if step.step == StepId::Microsoft365 {
-            step.status = StepStatus::Excluded;
-        }
-    }
-    let classic = Discovery {
-        address: report.address.clone(),
-        domain: report.domain.clone(),
-        steps,
-    };
-    verdict::decide(&[classic], false)
+    verdict::decide_without(&report.steps, StepId::Microsoft365)
 }
 
 fn explain_classic_path(out: &mut Findings, report: &ProbeReport) {

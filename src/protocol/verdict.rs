@@ -25,11 +25,22 @@ pub struct Decision {
 /// step that finds an endpoint behind a valid certificate ends the walk (or hands over to the
 /// next discovery after a `redirectAddr`); certificate prompts count up to there.
 pub fn decide(discoveries: &[Discovery], probe_error: bool) -> Decision {
+    let steps: Vec<&[StepTrace]> = discoveries.iter().map(|d| d.steps.as_slice()).collect();
+    walk(&steps, probe_error, None)
+}
+
+/// The decision for one discovery's `steps` as a client that never takes step `skipped` sees
+/// it (the classic clients, which do not ask Microsoft 365).
+pub fn decide_without(steps: &[StepTrace], skipped: StepId) -> Decision {
+    walk(&[steps], false, Some(skipped))
+}
+
+fn walk(discoveries: &[&[StepTrace]], probe_error: bool, skipped: Option<StepId>) -> Decision {
     let mut prompts: Vec<StepId> = Vec::new();
     let mut endpoint = None;
     let mut redirect_prompt = false;
-    'discoveries: for (index, discovery) in discoveries.iter().enumerate() {
-        for step in &discovery.steps {
+    'discoveries: for (index, steps) in discoveries.iter().enumerate() {
+        for step in steps.iter().filter(|step| Some(step.step) != skipped) {
             if step.status.is_certificate_prompt() {
                 if !prompts.contains(&step.step) {
                     prompts.push(step.step);
