@@ -292,7 +292,7 @@ fn explain_certificates(
     severity: Severity,
     note: &str,
 ) {
-    let host = hop.host().to_owned();
+    let host = hop.host();
     let mut seen_leaves = HashSet::new();
     for attempt in &hop.addresses {
         let Some(tls) = &attempt.tls else { continue };

@@ -716,7 +716,7 @@ impl AddressRefusal {
 
 impl Hop {
     /// The host of the hop's URL, as asked for.
-    pub fn host(&self) -> String {
+    pub fn host(&self) -> std::borrow::Cow<'_, str> {
         url_host(&self.url).unwrap_or_default()
     }
 }

@@ -211,7 +211,10 @@ impl DomainState {
                 }
                 for attempt in &hop.addresses {
                     if let Some(leaf) = attempt.tls.as_ref().and_then(|t| t.leaf()) {
-                        let list = state.certificates.entry(hop.host()).or_default();
+                        let list = state
+                            .certificates
+                            .entry(hop.host().into_owned())
+                            .or_default();
                         if !list.contains(&leaf.fingerprint_sha256) {
                             list.push(leaf.fingerprint_sha256.clone());
                             list.sort();

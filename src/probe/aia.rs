@@ -133,7 +133,7 @@ impl Prober {
         if parsed.scheme() != "http" || !parsed.username().is_empty() {
             return None;
         }
-        let host = url_host(url)?;
+        let host = url_host(url)?.into_owned();
         let port = parsed.port_or_known_default()?;
         if ctx.phase().is_zero() {
             return None;

@@ -547,7 +547,7 @@ fn domain_row(body: &mut String, view: &DomainView<'_>, ctx: &PageContext<'_>) {
         Some((step, url)) => format!(
             "<span title=\"{}\">{}</span><br><span class=\"muted\">{}</span>",
             escape(url),
-            escape(&url_host(url).unwrap_or_else(|| url.clone())),
+            escape(url_host(url).as_deref().unwrap_or(url)),
             escape(step.as_str())
         ),
         None => "<span class=\"muted\">none</span>".to_owned(),
@@ -642,7 +642,7 @@ fn nearest_expiry(report: &ProbeReport) -> Option<(f64, i64, String)> {
         .filter_map(|(hop, a)| {
             let leaf = a.tls.as_ref()?.leaf()?;
             leaf.parse_error.is_none().then_some(())?;
-            Some((leaf.days_to_expiry, leaf.not_after, hop.host()))
+            Some((leaf.days_to_expiry, leaf.not_after, hop.host().into_owned()))
         })
         .chain(report.services.iter().flat_map(|check| {
             check.addresses.iter().filter_map(|a| {
