@@ -52,6 +52,14 @@ pub fn push_escaped(out: &mut String, c: char) {
 
 /// Shortens `text` to at most `max_bytes`, at a character boundary (`String::truncate` panics
 /// inside a character).
+/// Whether `text` starts with `prefix`, ASCII letters compared without case (protocol keywords:
+/// `<!DOCTYPE html`, `* OK`).
+pub fn starts_with_ignoring_ascii_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 pub fn truncate_at_boundary(text: &mut String, max_bytes: usize) {
     if text.len() <= max_bytes {
         return;
@@ -66,6 +74,19 @@ pub fn truncate_at_boundary(text: &mut String, max_bytes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_are_compared_without_ascii_case() {
+        assert!(starts_with_ignoring_ascii_case(
+            "<!DOCTYPE html>",
+            "<!doctype html"
+        ));
+        assert!(starts_with_ignoring_ascii_case("* ok ready", "* OK"));
+        assert!(!starts_with_ignoring_ascii_case("* O", "* OK"));
+        // A multi-byte character where the prefix ends is a mismatch, never a panic.
+        assert!(!starts_with_ignoring_ascii_case("* \u{c9}K", "* OK"));
+        assert!(!starts_with_ignoring_ascii_case("\u{e9}", "e"));
+    }
 
     #[test]
     fn terminal_controls_and_bidi_overrides_are_escaped() {

@@ -4,7 +4,7 @@
 use crate::model::facts::{
     BODY_CAP, BodyKind, HttpExchange, HttpFailure, HttpMethod, is_exchange_header,
 };
-use crate::model::text::truncate_at_boundary;
+use crate::model::text::{starts_with_ignoring_ascii_case, truncate_at_boundary};
 use crate::protocol::microsoft365;
 use crate::protocol::{pox, redirect};
 use bytes::Bytes;
@@ -342,12 +342,6 @@ fn contains_ignoring_ascii_case(text: &str, needle: &str) -> bool {
     text.as_bytes()
         .windows(needle.len())
         .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-fn starts_with_ignoring_ascii_case(text: &str, prefix: &str) -> bool {
-    text.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// What a body is: an Autodiscover response, an HTML page, or something else.

@@ -3,6 +3,7 @@
 //! line length and line count and a timeout on every read and write.
 
 use crate::model::settings::DialogueLine;
+use crate::model::text::starts_with_ignoring_ascii_case;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -182,7 +183,7 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
         MailProtocol::Imap => {
             lines.write_line("a2 STARTTLS").await?;
             let tagged = imap_tagged(lines, "a2").await?;
-            if !starts_with_ignore_case(&tagged, "a2 OK") {
+            if !starts_with_ignoring_ascii_case(&tagged, "a2 OK") {
                 return Err(refused(tagged));
             }
         }
@@ -222,8 +223,8 @@ async fn imap_greet<S: AsyncRead + AsyncWrite + Unpin>(
     lines: &mut LineStream<S>,
 ) -> Result<Capabilities, DialogueFailure> {
     let greeting = lines.read_line().await?;
-    if !(starts_with_ignore_case(&greeting, "* OK")
-        || starts_with_ignore_case(&greeting, "* PREAUTH"))
+    if !(starts_with_ignoring_ascii_case(&greeting, "* OK")
+        || starts_with_ignoring_ascii_case(&greeting, "* PREAUTH"))
     {
         return Err(DialogueFailure::Unexpected(greeting));
     }
@@ -231,10 +232,10 @@ async fn imap_greet<S: AsyncRead + AsyncWrite + Unpin>(
     let mut keywords = Vec::new();
     for _ in 0..MAX_REPLY_LINES {
         let line = lines.read_line().await?;
-        if starts_with_ignore_case(&line, "* CAPABILITY ") {
+        if starts_with_ignoring_ascii_case(&line, "* CAPABILITY ") {
             keywords.extend(line[13..].split_whitespace().map(str::to_ascii_uppercase));
-        } else if starts_with_ignore_case(&line, "a1 ") {
-            if !starts_with_ignore_case(&line, "a1 OK") {
+        } else if starts_with_ignoring_ascii_case(&line, "a1 ") {
+            if !starts_with_ignoring_ascii_case(&line, "a1 OK") {
                 return Err(DialogueFailure::Unexpected(line));
             }
             return Ok(Capabilities {
@@ -253,7 +254,7 @@ async fn imap_tagged<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<String, DialogueFailure> {
     for _ in 0..MAX_REPLY_LINES {
         let line = lines.read_line().await?;
-        if starts_with_ignore_case(&line, &format!("{tag} ")) {
+        if starts_with_ignoring_ascii_case(&line, &format!("{tag} ")) {
             return Ok(line);
         }
     }
@@ -339,12 +340,6 @@ async fn smtp_reply<S: AsyncRead + AsyncWrite + Unpin>(
     Err(DialogueFailure::Unexpected(format!(
         "more than {MAX_REPLY_LINES} lines in one SMTP reply"
     )))
-}
-
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.len() >= prefix.len()
-        && text.is_char_boundary(prefix.len())
-        && text[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 #[cfg(test)]
