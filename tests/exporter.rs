@@ -434,6 +434,14 @@ async fn probe_endpoint_answers_configured_targets_only() {
             .contains("Autodiscover for someone@companyb.example")
     );
     assert!(debug.body.contains("Metrics that would have been returned"));
+    // The diagnosis runs for the trace alone (plain /probe answers skip it): it must be there.
+    assert!(
+        debug
+            .body
+            .contains("certificate_name_mismatch: https://companyb.example"),
+        "{}",
+        debug.body
+    );
     running.stop().await;
 
     let open = RunningExporter::start(

@@ -4,6 +4,7 @@
 use super::store::{DomainEntry, Latest};
 use super::web_config::{Authorization, WebConfig};
 use super::{Exporter, ProbeRefusal};
+use crate::diagnose;
 use crate::model::address::Domain;
 use crate::net::connect::web_connection_limit;
 use crate::net::tls::unix_now;
@@ -310,9 +311,11 @@ async fn route(
                     // Writing into a String cannot fail.
                     let _ = metrics::write_domains(&mut out, format, std::iter::once(&samples));
                     if debug {
+                        let mut explained = (*report).clone();
+                        explained.findings = diagnose::explain(&explained, &config.expect);
                         let body = format!(
                             "Trace of the probe\n\n{}\n\nMetrics that would have been returned\n\n{}",
-                            trace::render(&report, Colour::Off),
+                            trace::render(&explained, Colour::Off),
                             out
                         );
                         return text(StatusCode::OK, &body);
