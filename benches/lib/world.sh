@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# The benchmark world, sourced by benches/scale/run.sh and benches/vs-blackbox/run.sh.
+# The benchmark world, sourced by benches/scale/run.sh, benches/vs-blackbox/run.sh and
+# benches/ab/run.sh.
 #
 #   dnsmasq $BENCH_DNS (127.0.0.1:5398) every name under scale.test -> 127.0.20.1 (wildcard),
 #                                       office365.com / outlook.com -> 127.0.20.2
