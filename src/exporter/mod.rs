@@ -335,7 +335,7 @@ impl Exporter {
     /// (the probe timeout otherwise). The probe takes one of the `concurrency` slots the
     /// scheduler uses, waiting for one at most until the deadline; identical requests that
     /// arrive while it runs share it. The report comes without findings: the metrics do not
-    /// read them, and explaining every step cost about a twentieth of a probe's CPU, so only
+    /// read them, and writing them out cost about 1 % of a check set's instructions, so only
     /// the caller that shows them (`debug=true`) runs the diagnosis.
     pub async fn probe_now(
         &self,
