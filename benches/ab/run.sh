@@ -95,12 +95,7 @@ make_urls 1 "$PER_ROUND"
 run_batch "$W/A/urls" >/dev/null
 run_batch "$W/B/urls" >/dev/null
 sleep 12
-for ((r = 1; r <= ROUNDS; r++)); do
-    started=$SECONDS
-    measure_round steady "$r"
-    left=$((12 - (SECONDS - started)))
-    if ((left > 0)); then sleep "$left"; fi
-done
+steady_rounds "$ROUNDS" measure_round steady
 for ((r = 1; r <= ROUNDS; r++)); do
     make_urls $((r * PER_ROUND + 1)) $(((r + 1) * PER_ROUND))
     measure_round first "$r"

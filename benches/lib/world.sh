@@ -60,7 +60,7 @@ world_pki() { # world_pki DIR: the e2e PKI plus a leaf for *.scale.test
     local dir=$1
     "$E2E/pki.sh" "$dir" >/dev/null
     (
-        cd "$dir"
+        cd "$dir" || exit 1
         openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out scale.key 2>/dev/null
         SAN=DNS:unused openssl req -config ca.cnf -new -key scale.key -subj "/CN=*.scale.test" -out scale.csr
         SAN="DNS:*.scale.test,DNS:scale.test" openssl ca -batch -notext -config ca.cnf \
@@ -162,6 +162,20 @@ cpu_seconds() {
     # shellcheck disable=SC2086
     set -- $stat
     awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
+}
+
+# steady_rounds ROUNDS COMMAND...: runs `COMMAND... R` for R = 1..ROUNDS, each round starting at
+# least 12 s after the previous one, as scrapes of one target do: the exporter shares what it
+# observed for 10 s, so no domain reuses its own last probe (at a real interval it could not).
+steady_rounds() {
+    local rounds=$1 r started left
+    shift
+    for ((r = 1; r <= rounds; r++)); do
+        started=$SECONDS
+        "$@" "$r"
+        left=$((12 - (SECONDS - started)))
+        if ((left > 0)); then sleep "$left"; fi
+    done
 }
 
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

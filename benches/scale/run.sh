@@ -47,9 +47,9 @@ probed() { # number of domains with a probe timestamp in /metrics
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 
 measure() { # measure LABEL CURL_ARGS...: 5 requests; median time (ms) and bytes on the wire
-    local label=$1 i out times=() bytes=0
+    local label=$1 _ out times=() bytes=0
     shift
-    for i in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         out=$(curl -s -o /dev/null -w '%{time_total} %{size_download}' --max-time 60 "$@")
         times+=("$(awk -v t="${out% *}" 'BEGIN { printf "%.1f", t * 1000 }')")
         bytes=${out#* }

@@ -172,19 +172,12 @@ echo "== $(nproc) cores; $CONCURRENCY requests at a time"
 # over d1..dN, then ROUNDS measured rounds over the same domains. This exporter's Microsoft 365
 # answers are cached for an hour (as the SPEC asks), and what several domains' probes ask of
 # one host is shared for 10 s; blackbox_exporter keeps nothing between probes.
-# A round starts at least 12 s after the previous one, as scrapes of one target do: this
-# exporter shares what it observed only for 10 s, so a domain never reuses its own last probe
-# (at a real interval of minutes it could not either).
+# A round starts at least 12 s after the previous one (steady_rounds, benches/lib/world.sh).
 make_urls 1 "$PER_ROUND"
 run_batch "$W/ours.urls" >/dev/null
 run_batch "$W/bb.urls" >/dev/null
 sleep 12
-for ((r = 1; r <= ROUNDS; r++)); do
-    started=$SECONDS
-    measure_round steady
-    left=$((12 - (SECONDS - started)))
-    if ((left > 0)); then sleep "$left"; fi
-done
+steady_rounds "$ROUNDS" measure_round steady
 # First probes: domains neither exporter has seen (every Microsoft 365 answer is asked for).
 for ((r = 1; r <= ROUNDS; r++)); do
     make_urls $((r * PER_ROUND + 1)) $(((r + 1) * PER_ROUND))
