@@ -16,8 +16,9 @@
 # from round to round. CPU is user+sys from /proc/PID/stat around the binary's own turn.
 # Prints each round and the totals, with B's CPU as a fraction of A's.
 #
-# Run by hand as root (the world binds 127.0.20.x:443 and port 53), not by CI. Loopback only;
-# every process it starts is stopped by pid at exit; bounded time.
+# Run as root (the world binds 127.0.20.x:443 and port 53); CI smoke-runs it with the release
+# binary on both sides. Loopback only; every process it starts is stopped by pid at exit;
+# bounded time.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export BENCH_DNS_ADDR=127.0.20.53 BENCH_DNS_PORT=53
@@ -50,9 +51,7 @@ on_exit cleanup
 world_start "$W"
 for side in A B; do
     mkdir -p "$W/$side"
-    target_config "$W/$side" 20s
-    # The configuration names the world's CA under the side's directory: point it at the one PKI.
-    sed -i "s|$W/$side/pki/|$W/pki/|" "$W/$side/exporter.yml"
+    target_config "$W" 20s "$W/$side"
     bin=$BIN_A
     [[ $side == B ]] && bin=$BIN_B
     "$bin" serve --config.file "$W/$side/exporter.yml" --web.listen-address "127.0.0.1:${PORT[$side]}" \
@@ -62,10 +61,6 @@ for side in A B; do
         { echo "binary $side not ready (see $W/$side/exporter.log)"; tail "$W/$side/exporter.log"; exit 1; }
 done
 
-run_batch() { # run_batch URLFILE: GET every URL, CONCURRENCY at a time; count the failures
-    xargs -P "$CONCURRENCY" -n 1 curl -s -o /dev/null --max-time 60 -w '%{http_code}\n' <"$1" |
-        grep -vc '^200$' || true
-}
 make_urls() { # make_urls FIRST LAST: each side's URLs for dFIRST..dLAST
     local side i
     for side in A B; do
@@ -81,7 +76,7 @@ measure_round() { # measure_round KIND ROUND: one turn of each side, the first a
     line=$(printf '  %-6s round %3d:' "$kind" "$round")
     for side in $order; do
         c0=$(cpu_seconds "${PID[$side]}")
-        f=$(run_batch "$W/$side/urls")
+        f=$(run_batch "$W/$side/urls" "$CONCURRENCY")
         c1=$(cpu_seconds "${PID[$side]}")
         CPU[$kind.$side]=$(awk -v s="${CPU[$kind.$side]:-0}" -v a="$c0" -v b="$c1" 'BEGIN { print s + b - a }')
         FAIL[$kind.$side]=$((${FAIL[$kind.$side]:-0} + f))
@@ -92,8 +87,8 @@ measure_round() { # measure_round KIND ROUND: one turn of each side, the first a
 
 echo "== $(nproc) cores; $CONCURRENCY requests at a time; A = $BIN_A, B = $BIN_B"
 make_urls 1 "$PER_ROUND"
-run_batch "$W/A/urls" >/dev/null
-run_batch "$W/B/urls" >/dev/null
+run_batch "$W/A/urls" "$CONCURRENCY" >/dev/null
+run_batch "$W/B/urls" "$CONCURRENCY" >/dev/null
 sleep 12
 steady_rounds "$ROUNDS" measure_round steady
 for ((r = 1; r <= ROUNDS; r++)); do

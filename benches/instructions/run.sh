@@ -51,10 +51,6 @@ OURS_PID=$!
 world_wait 600 0.2 curl -s -o /dev/null --max-time 5 "http://$OURS/-/ready" ||
     { echo "autodiscover-exporter not ready under valgrind (see $W/exporter.log)"; tail "$W/exporter.log"; exit 1; }
 
-run_batch() { # run_batch URLFILE: GET every URL, CONCURRENCY at a time; count the failures
-    xargs -P "$CONCURRENCY" -n 1 curl -s -o /dev/null --max-time 300 -w '%{http_code}\n' <"$1" |
-        grep -vc '^200$' || true
-}
 urls() { # urls FIRST LAST
     local i
     for ((i = $1; i <= $2; i++)); do echo "http://$OURS/probe?target=d$i.scale.test"; done
@@ -63,7 +59,7 @@ DUMPS=0
 measure() { # measure LABEL URLFILE: instructions per check set over one round
     local failed dump
     callgrind_control -z "$OURS_PID" >/dev/null 2>&1
-    failed=$(run_batch "$2")
+    failed=$(run_batch "$2" "$CONCURRENCY" 300)
     callgrind_control -d "$OURS_PID" >/dev/null 2>&1
     DUMPS=$((DUMPS + 1))
     dump=$W/callgrind.$OURS_PID.$DUMPS
@@ -73,7 +69,7 @@ measure() { # measure LABEL URLFILE: instructions per check set over one round
 
 urls 1 "$PER" >"$W/steady.urls"
 urls 100001 $((100000 + PER)) >"$W/first.urls"
-run_batch "$W/steady.urls" >/dev/null
+run_batch "$W/steady.urls" "$CONCURRENCY" 300 >/dev/null
 sleep 12
 echo "== $PER domains, callgrind"
 measure "steady state" "$W/steady.urls"

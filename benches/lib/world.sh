@@ -164,6 +164,13 @@ cpu_seconds() {
     awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
 }
 
+# run_batch URLFILE CONCURRENCY [MAX_TIME]: GETs every URL, CONCURRENCY at a time, each within
+# MAX_TIME seconds (60); prints how many did not answer 200.
+run_batch() {
+    xargs -P "$2" -n 1 curl -s -o /dev/null --max-time "${3:-60}" -w '%{http_code}\n' <"$1" |
+        grep -vc '^200$' || true
+}
+
 # steady_rounds ROUNDS COMMAND...: runs `COMMAND... R` for R = 1..ROUNDS, each round starting at
 # least 12 s after the previous one, as scrapes of one target do: the exporter shares what it
 # observed for 10 s, so no domain reuses its own last probe (at a real interval it could not).
@@ -197,17 +204,17 @@ exporter_config() { # exporter_config N WORKDIR INTERVAL
 
 # The config of the exporter with no configured domain (no background probing) and any
 # /probe target allowed: what the side-by-side scripts probe through.
-target_config() { # target_config WORKDIR TIMEOUT
-    local w=$1 timeout=$2
+target_config() { # target_config WORKDIR TIMEOUT [DIR]: DIR/exporter.yml (DIR: WORKDIR)
+    local w=$1 timeout=$2 dir=${3:-$1}
     {
         printf 'defaults:\n  timeout: %s\n' "$timeout"
         printf 'resolver:\n  nameservers: ["%s"]\n' "$BENCH_DNS"
         printf 'tls:\n  ca_file: %s\n' "$w/pki/root.pem"
         printf 'microsoft365:\n  max_queries_per_second: 1000\n'
         printf 'allow_any_target: true\n'
-        printf 'storage:\n  path: %s\n' "$w/history.db"
+        printf 'storage:\n  path: %s\n' "$dir/history.db"
         printf 'domains: []\n'
-    } >"$w/exporter.yml"
+    } >"$dir/exporter.yml"
 }
 
 # The exporter binary's path: $AUTODISCOVER_BIN, or this checkout's release build.

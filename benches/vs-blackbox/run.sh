@@ -133,10 +133,6 @@ curl -s "$check_url" | grep -qx 'probe_success 1' || {
 }
 
 elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
-run_batch() { # run_batch URLFILE: GET every URL, CONCURRENCY at a time; count the failures
-    xargs -P "$CONCURRENCY" -n 1 curl -s -o /dev/null --max-time 60 -w '%{http_code}\n' <"$1" |
-        grep -vc '^200$' || true
-}
 
 make_urls() { # make_urls FIRST LAST: this exporter's and blackbox_exporter's URLs for dFIRST..dLAST
     : >"$W/ours.urls"
@@ -159,7 +155,7 @@ measure_round() { # measure_round KIND: one turn of each exporter over the URLs,
     for name in ours bb; do
         if [[ $name == ours ]]; then pid=$OURS_PID urls=$W/ours.urls; else pid=$BLACKBOX_PID urls=$W/bb.urls; fi
         c0=$(cpu_seconds "$pid") t0=$(date +%s.%N)
-        f=$(run_batch "$urls")
+        f=$(run_batch "$urls" "$CONCURRENCY")
         t1=$(date +%s.%N) c1=$(cpu_seconds "$pid")
         CPU[$kind.$name]=$(awk -v s="${CPU[$kind.$name]:-0}" -v a="$c0" -v b="$c1" 'BEGIN { print s + b - a }')
         WALL[$kind.$name]=$((${WALL[$kind.$name]:-0} + $(elapsed_ms "$t0" "$t1")))
@@ -174,8 +170,8 @@ echo "== $(nproc) cores; $CONCURRENCY requests at a time"
 # one host is shared for 10 s; blackbox_exporter keeps nothing between probes.
 # A round starts at least 12 s after the previous one (steady_rounds, benches/lib/world.sh).
 make_urls 1 "$PER_ROUND"
-run_batch "$W/ours.urls" >/dev/null
-run_batch "$W/bb.urls" >/dev/null
+run_batch "$W/ours.urls" "$CONCURRENCY" >/dev/null
+run_batch "$W/bb.urls" "$CONCURRENCY" >/dev/null
 sleep 12
 steady_rounds "$ROUNDS" measure_round steady
 # First probes: domains neither exporter has seen (every Microsoft 365 answer is asked for).

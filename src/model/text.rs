@@ -50,16 +50,17 @@ pub fn push_escaped(out: &mut String, c: char) {
     }
 }
 
-/// Shortens `text` to at most `max_bytes`, at a character boundary (`String::truncate` panics
-/// inside a character).
 /// Whether `text` starts with `prefix`, ASCII letters compared without case (protocol keywords:
-/// `<!DOCTYPE html`, `* OK`).
+/// `<!DOCTYPE html`, `* OK`). A match means the first `prefix.len()` bytes of `text` are ASCII
+/// when `prefix` is, so slicing `text` there is at a character boundary.
 pub fn starts_with_ignoring_ascii_case(text: &str, prefix: &str) -> bool {
     text.as_bytes()
         .get(..prefix.len())
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
+/// Shortens `text` to at most `max_bytes`, at a character boundary (`String::truncate` panics
+/// inside a character).
 pub fn truncate_at_boundary(text: &mut String, max_bytes: usize) {
     if text.len() <= max_bytes {
         return;
